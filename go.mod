@@ -1,0 +1,3 @@
+module github.com/tone-ai/tone
+
+go 1.26
