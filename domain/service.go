@@ -1,0 +1,154 @@
+package domain
+
+import (
+	"context"
+	"encoding/base64"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Config holds the service's settings. The zero value of a field means its
+// default.
+type Config struct {
+	Keys         *Keyring
+	AccessTTL    time.Duration    // access token lifetime; default 15 minutes
+	RefreshTTL   time.Duration    // refresh token lifetime; default 30 days
+	RefreshGrace time.Duration    // window in which a spent refresh token may be spent again; default 10 s
+	Password     PasswordParams   // argon2id cost; default DefaultPasswordParams
+	Now          func() time.Time // clock; default time.Now, always read in UTC
+}
+
+// Service carries out every use case of the platform over a Store.
+type Service struct {
+	store Store
+	cfg   Config
+	// dummyHash is checked against when a login names an unknown email, so
+	// that both cases cost the same time.
+	dummyHash string
+}
+
+// NewService returns a Service over store.
+func NewService(store Store, cfg Config) (*Service, error) {
+	if cfg.AccessTTL == 0 {
+		cfg.AccessTTL = 15 * time.Minute
+	}
+	if cfg.RefreshTTL == 0 {
+		cfg.RefreshTTL = 30 * 24 * time.Hour
+	}
+	if cfg.RefreshGrace == 0 {
+		cfg.RefreshGrace = 10 * time.Second
+	}
+	if cfg.Password == (PasswordParams{}) {
+		cfg.Password = DefaultPasswordParams
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Keys == nil {
+		k, err := GenerateKeyring()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Keys = k
+	}
+	dummy, err := HashPassword("tone-dummy-password", cfg.Password)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{store: store, cfg: cfg, dummyHash: dummy}, nil
+}
+
+// Store returns the store the service runs on.
+func (s *Service) Store() Store { return s.store }
+
+// Keys returns the keyring that signs and verifies access tokens.
+func (s *Service) Keys() *Keyring { return s.cfg.Keys }
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// RequestInfo describes the request a use case runs for; it ends up in audit
+// events and logs.
+type RequestInfo struct {
+	CorrelationID string
+	IP            string
+	UserAgent     string
+}
+
+type requestInfoKey struct{}
+
+// WithRequestInfo returns ctx carrying info.
+func WithRequestInfo(ctx context.Context, info RequestInfo) context.Context {
+	return context.WithValue(ctx, requestInfoKey{}, info)
+}
+
+// RequestInfoFrom returns the RequestInfo in ctx, or the zero value.
+func RequestInfoFrom(ctx context.Context) RequestInfo {
+	info, _ := ctx.Value(requestInfoKey{}).(RequestInfo)
+	return info
+}
+
+// audit builds an audit event for the request in ctx.
+func (s *Service) audit(ctx context.Context, actor uuid.UUID, action, targetType, targetID string) *AuditEvent {
+	info := RequestInfoFrom(ctx)
+	return &AuditEvent{
+		ID:            newID(),
+		Time:          s.now(),
+		ActorID:       actor,
+		Action:        action,
+		TargetType:    targetType,
+		TargetID:      targetID,
+		CorrelationID: info.CorrelationID,
+		IP:            info.IP,
+		UserAgent:     info.UserAgent,
+		Result:        ResultSuccess,
+	}
+}
+
+// newID returns a UUIDv7: unique, and sorting by creation time.
+func newID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+// Pagination limits.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 200
+)
+
+// ListOptions are the pagination parameters of a list request: a page size
+// and the opaque cursor returned with the previous page.
+type ListOptions struct {
+	Limit  int
+	Cursor string
+}
+
+// page turns list options into a store Page asking one item more than the
+// caller wants, so that the caller knows whether another page exists.
+func (o ListOptions) page() (Page, int, error) {
+	limit := o.Limit
+	switch {
+	case limit == 0:
+		limit = DefaultPageSize
+	case limit < 0 || limit > MaxPageSize:
+		return Page{}, 0, Errorf(EInvalid, "limit must be between 1 and %d.", MaxPageSize)
+	}
+	p := Page{Limit: limit + 1}
+	if o.Cursor != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(o.Cursor)
+		if err != nil || len(raw) != 16 {
+			return Page{}, 0, Errorf(EInvalid, "cursor is not valid.")
+		}
+		copy(p.After[:], raw)
+	}
+	return p, limit, nil
+}
+
+// nextCursor trims items to limit and returns the cursor of the next page,
+// or "" if there is none.
+func nextCursor[T any](items []T, limit int, id func(T) uuid.UUID) ([]T, string) {
+	if len(items) <= limit {
+		return items, ""
+	}
+	items = items[:limit]
+	last := id(items[limit-1])
+	return items, base64.RawURLEncoding.EncodeToString(last[:])
+}
