@@ -318,7 +318,10 @@ func testWorkspaceMembers(t *testing.T, s domain.Store) {
 		return nil
 	})
 	var ws []*domain.Workspace
-	inTx(t, s, ed.ID, func(tx domain.Tx) (err error) { ws, err = tx.ListWorkspaces(ctx, ed.ID, domain.Page{Limit: 10}); return })
+	inTx(t, s, ed.ID, func(tx domain.Tx) (err error) {
+		ws, err = tx.ListWorkspaces(ctx, ed.ID, domain.Page{Limit: 10})
+		return
+	})
 	require.Len(t, ws, 1)
 	assert.Equal(t, w.ID, ws[0].ID)
 
