@@ -26,7 +26,11 @@
 // ... TEMPLATE, which is much faster than migrating each one, and drops it
 // when the test ends. Templates are left in place for later runs and
 // processes; a changed migration gets a new one. Concurrent test processes
-// agree on the template through an advisory lock.
+// agree on the template through an advisory lock. To remove a stale
+// template (it refuses connections, so drop it from another database):
+//
+//	ALTER DATABASE tone_tpl_<hash> IS_TEMPLATE false;
+//	DROP DATABASE tone_tpl_<hash>;
 //
 // The functions are safe for concurrent use by parallel tests.
 package pgtest
@@ -145,23 +149,37 @@ func server(t testing.TB) *url.URL {
 			probeURL = nil
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, probeURL.String())
-		if err != nil {
-			probeErr = fmt.Errorf("PostgreSQL not reachable at %s: %w", redact(probeURL.String()), err)
-			return
-		}
-		probeErr = conn.Ping(ctx)
-		conn.Close(ctx)
+		probeErr = probe(probeURL)
 	})
 	if probeErr != nil {
-		if ci() {
-			t.Fatalf("pgtest: %v (CI=true, so this is a failure)", probeErr)
-		}
-		t.Skipf("pgtest: SKIPPING, NO DATABASE: %v; set CI=true to make this a failure", probeErr)
+		unavailable(t, probeErr)
 	}
 	return probeURL
+}
+
+// unavailable fails the test under CI and skips it, loudly, elsewhere.
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if ci() {
+		t.Fatalf("pgtest: %v (CI=true, so this is a failure)", err)
+		return
+	}
+	t.Skipf("pgtest: SKIPPING, NO DATABASE: %v; set CI=true to make this a failure", err)
+}
+
+// probe checks that the server at u answers.
+func probe(u *url.URL) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, u.String())
+	if err == nil {
+		err = conn.Ping(ctx)
+		conn.Close(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("PostgreSQL not reachable at %s: %w", redact(u.String()), err)
+	}
+	return nil
 }
 
 func ci() bool {
