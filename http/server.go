@@ -48,7 +48,18 @@ func ParseRate(s string) (Rate, error) {
 	return r, nil
 }
 
-func (r Rate) String() string { return fmt.Sprintf("%d/%s", r.N, r.Window) }
+// String writes r as ParseRate reads it, with the window in its shortest
+// form: "10/1m", "600/1h", "5/30s".
+func (r Rate) String() string {
+	w := r.Window.String()
+	switch {
+	case r.Window >= time.Hour && r.Window%time.Hour == 0:
+		w = fmt.Sprintf("%dh", r.Window/time.Hour)
+	case r.Window >= time.Minute && r.Window%time.Minute == 0:
+		w = fmt.Sprintf("%dm", r.Window/time.Minute)
+	}
+	return fmt.Sprintf("%d/%s", r.N, w)
+}
 
 // Config holds the server's settings.
 type Config struct {

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	tonehttp "github.com/tone-ai/tone/http"
+)
+
+// envPrefix starts the environment twin of every flag: --database-url is
+// also TONE_DATABASE_URL. A flag given on the command line wins.
+const envPrefix = "TONE_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag of fs not given on the command line from its
+// environment twin, if that is set.
+func applyEnv(fs *flag.FlagSet) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", envName(f.Name), v, e)
+			}
+		}
+	})
+	return err
+}
+
+// usage prints a subcommand's flags with their environment twins.
+func usage(fs *flag.FlagSet, w io.Writer, synopsis string) func() {
+	return func() {
+		fmt.Fprintf(w, "usage: %s\n\nFlags (each also read from its environment variable):\n", synopsis)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" {
+				def = fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(w, "  --%s, %s\n      %s%s\n", f.Name, envName(f.Name), f.Usage, def)
+		})
+	}
+}
+
+// rateFlag is a flag.Value holding a rate such as "10/1m".
+type rateFlag struct{ r *tonehttp.Rate }
+
+func (f rateFlag) String() string {
+	if f.r == nil {
+		return ""
+	}
+	return f.r.String()
+}
+
+func (f rateFlag) Set(s string) error {
+	r, err := tonehttp.ParseRate(s)
+	if err != nil {
+		return err
+	}
+	*f.r = r
+	return nil
+}
+
+// listFlag is a comma-separated list flag.
+type listFlag struct{ l *[]string }
+
+func (f listFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return strings.Join(*f.l, ",")
+}
+
+func (f listFlag) Set(s string) error {
+	*f.l = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*f.l = append(*f.l, p)
+		}
+	}
+	return nil
+}
+
+// serveConfig is the configuration of `tone serve`.
+type serveConfig struct {
+	Addr               string
+	DatabaseURL        string
+	MigrateDatabaseURL string
+	Migrate            bool
+	DataDir            string
+	SigningKeyFile     string
+	LogFormat          string
+	LogLevel           string
+	AccessTokenTTL     time.Duration
+	RefreshTokenTTL    time.Duration
+	RefreshGrace       time.Duration
+	MaxBodyBytes       int64
+	TrustedProxies     []string
+	LoginRateIP        tonehttp.Rate
+	LoginRateAccount   tonehttp.Rate
+	RateIP             tonehttp.Rate
+	RateUser           tonehttp.Rate
+	ShutdownTimeout    time.Duration
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	def := tonehttp.DefaultConfig()
+	c.LoginRateIP, c.LoginRateAccount, c.RateIP, c.RateUser = def.LoginPerIP, def.LoginPerAccount, def.RequestsPerIP, def.RequestsPerUser
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "PostgreSQL URL the server connects with (as role tone_app); empty: in-memory store")
+	fs.StringVar(&c.MigrateDatabaseURL, "migrate-database-url", "", "PostgreSQL URL of the table owner, for migrations; empty: --database-url")
+	fs.BoolVar(&c.Migrate, "migrate", false, "apply pending migrations at start")
+	fs.StringVar(&c.DataDir, "data-dir", "data", "directory for local data (blobs)")
+	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "PEM file with the Ed25519 key that signs access tokens (PKCS #8), plus retired public keys; empty: an ephemeral key")
+	fs.StringVar(&c.LogFormat, "log-format", "auto", "log format: json, text, or auto (text on a terminal, else json)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&c.AccessTokenTTL, "access-token-ttl", 15*time.Minute, "lifetime of access tokens")
+	fs.DurationVar(&c.RefreshTokenTTL, "refresh-token-ttl", 30*24*time.Hour, "lifetime of refresh tokens")
+	fs.DurationVar(&c.RefreshGrace, "refresh-grace", 10*time.Second, "window in which a spent refresh token may be spent again (concurrent tabs)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", def.MaxBodyBytes, "largest accepted request body, in bytes")
+	fs.Var(listFlag{&c.TrustedProxies}, "trusted-proxies", "comma-separated CIDR prefixes of proxies whose X-Forwarded-For is trusted")
+	fs.Var(rateFlag{&c.LoginRateIP}, "login-rate-ip", "login and register attempts allowed per client address (N/duration)")
+	fs.Var(rateFlag{&c.LoginRateAccount}, "login-rate-account", "login attempts allowed per email address (N/duration)")
+	fs.Var(rateFlag{&c.RateIP}, "rate-ip", "API requests allowed per client address (N/duration)")
+	fs.Var(rateFlag{&c.RateUser}, "rate-user", "API requests allowed per signed-in user (N/duration)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests to finish")
+}

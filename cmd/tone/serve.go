@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/term"
+
+	"github.com/tone-ai/tone/domain"
+	"github.com/tone-ai/tone/domain/memory"
+	"github.com/tone-ai/tone/domain/postgres"
+	tonehttp "github.com/tone-ai/tone/http"
+	"github.com/tone-ai/tone/migrations"
+)
+
+// serve runs `tone serve` until ctx is done, then shuts down gracefully.
+// started, if not nil, is called with the base URL once the server listens.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started func(url string)) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serveConfig
+	cfg.flags(fs)
+	fs.Usage = usage(fs, stderr, "tone serve [flags]")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+
+	keys, err := loadKeys(cfg.SigningKeyFile)
+	if err != nil {
+		return err
+	}
+	if keys.Ephemeral {
+		logger.Warn("signing key is ephemeral: access tokens stop working when this process exits; set --signing-key-file to keep them")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	store, closeStore, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	svc, err := domain.NewService(store, domain.Config{
+		Keys: keys, AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, RefreshGrace: cfg.RefreshGrace,
+	})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := tonehttp.NewServer(svc, tonehttp.Config{
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		TrustedProxies:  cfg.TrustedProxies,
+		LoginPerIP:      cfg.LoginRateIP,
+		LoginPerAccount: cfg.LoginRateAccount,
+		RequestsPerIP:   cfg.RateIP,
+		RequestsPerUser: cfg.RateUser,
+		Logger:          logger,
+		Registry:        reg,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	url := "http://" + ln.Addr().String()
+	logger.Info("tone listening", "url", url, "version", buildVersion(), "data_dir", cfg.DataDir)
+	fmt.Fprintf(stdout, "Tone is listening on %s\n", url)
+	if started != nil {
+		started(url)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown did not finish in time; closing connections", "err", err)
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// newLogger returns a slog logger writing JSON, or text when format is
+// "text" or "auto" on a terminal.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "auto":
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			return slog.New(slog.NewTextHandler(w, opts)), nil
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want json, text or auto", format)
+}
+
+func loadKeys(path string) (*domain.Keyring, error) {
+	if path == "" {
+		return domain.GenerateKeyring()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return domain.ParseKeyringPEM(data)
+}
+
+// openStore returns the PostgreSQL store when a database URL is set, else
+// the in-memory one, and a function that releases it.
+func openStore(ctx context.Context, cfg serveConfig, logger *slog.Logger) (domain.Store, func(), error) {
+	if cfg.DatabaseURL == "" {
+		logger.Warn("using the in-memory store: data is lost when this process exits; set --database-url to keep it")
+		return memory.New(), func() {}, nil
+	}
+	if cfg.Migrate {
+		url := cfg.MigrateDatabaseURL
+		if url == "" {
+			url = cfg.DatabaseURL
+		}
+		db, err := migrations.Open(url)
+		if err != nil {
+			return nil, nil, err
+		}
+		err = migrations.Up(ctx, db)
+		db.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		logger.Info("migrations applied")
+	}
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	enforced, err := postgres.RowSecurityEnforced(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	if !enforced {
+		logger.Warn("row-level security is OFF for this connection: the database role is a superuser or has BYPASSRLS; connect as tone_app (see docs/operations.md)")
+	}
+	logger.Info("using PostgreSQL", "database", redactURL(cfg.DatabaseURL))
+	return postgres.New(pool), pool.Close, nil
+}
+
+// redactURL hides the password of a database URL for logging.
+func redactURL(u string) string {
+	at := strings.LastIndexByte(u, '@')
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 {
+		return u
+	}
+	creds := u[scheme+3 : at]
+	if user, _, ok := strings.Cut(creds, ":"); ok {
+		return u[:scheme+3] + user + ":***" + u[at:]
+	}
+	return u
+}
