@@ -188,13 +188,17 @@ func (s *Service) Refresh(ctx context.Context, secret string) (*Tokens, error) {
 		return nil, invalid
 	}
 	hash := hashToken(secret)
+	owner, err := s.tokenOwner(ctx, hash)
+	if ErrorCode(err) == ENotFound {
+		return nil, invalid
+	}
+	if err != nil {
+		return nil, err
+	}
 	var tokens *Tokens
-	var reused *RefreshToken
-	err := s.store.InTx(ctx, uuid.Nil, func(tx Tx) error {
+	reused := false
+	err = s.store.InTx(ctx, owner, func(tx Tx) error {
 		t, err := tx.RefreshTokenByHash(ctx, hash)
-		if ErrorCode(err) == ENotFound {
-			return invalid
-		}
 		if err != nil {
 			return err
 		}
@@ -203,7 +207,7 @@ func (s *Service) Refresh(ctx context.Context, secret string) (*Tokens, error) {
 		case t.RevokedAt != nil, !now.Before(t.ExpiresAt):
 			return invalid
 		case t.UsedAt != nil && now.Sub(*t.UsedAt) > s.cfg.RefreshGrace:
-			reused = t
+			reused = true
 			if err := tx.RevokeTokenFamily(ctx, t.FamilyID, now); err != nil {
 				return err
 			}
@@ -221,10 +225,25 @@ func (s *Service) Refresh(ctx context.Context, secret string) (*Tokens, error) {
 	if err != nil {
 		return nil, err
 	}
-	if reused != nil {
+	if reused {
 		return nil, errRefreshReuse
 	}
 	return tokens, nil
+}
+
+// tokenOwner returns the user a refresh token belongs to, so that the
+// transaction that spends it can run as that user. Returns ENotFound for an
+// unknown token.
+func (s *Service) tokenOwner(ctx context.Context, hash []byte) (uuid.UUID, error) {
+	var owner uuid.UUID
+	err := s.store.InTx(ctx, uuid.Nil, func(tx Tx) error {
+		t, err := tx.RefreshTokenByHash(ctx, hash)
+		if err == nil {
+			owner = t.UserID
+		}
+		return err
+	})
+	return owner, err
 }
 
 // Logout ends the session of a refresh token. An unknown or already revoked
@@ -233,11 +252,16 @@ func (s *Service) Logout(ctx context.Context, secret string) error {
 	if !strings.HasPrefix(secret, refreshTokenPrefix) || len(secret) > 128 {
 		return nil
 	}
-	return s.store.InTx(ctx, uuid.Nil, func(tx Tx) error {
-		t, err := tx.RefreshTokenByHash(ctx, hashToken(secret))
-		if ErrorCode(err) == ENotFound {
-			return nil
-		}
+	hash := hashToken(secret)
+	owner, err := s.tokenOwner(ctx, hash)
+	if ErrorCode(err) == ENotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.store.InTx(ctx, owner, func(tx Tx) error {
+		t, err := tx.RefreshTokenByHash(ctx, hash)
 		if err != nil {
 			return err
 		}

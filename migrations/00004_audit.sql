@@ -6,11 +6,9 @@
 --
 -- Row-level security (see 00001 and 00003): the current user sees the events
 -- of their workspaces, of projects they are a direct member of, and their own
--- events outside any workspace. They may insert an event only as its actor.
--- An anonymous transaction (tone.user_id empty) may insert only events
--- outside any workspace and project, under any actor or none: refresh-token
--- rotation and logout learn whose session it is from the token itself, inside
--- a transaction that started anonymous, and record the event as that user's.
+-- events outside any workspace. They may insert an event only as its actor,
+-- so an anonymous transaction (tone.user_id empty) can insert none: every
+-- use case that audits runs as the user it acts for.
 --
 -- The application role gets SELECT and INSERT only: it can neither change nor
 -- delete an event, whatever the policies say.
@@ -44,8 +42,7 @@ CREATE POLICY audit_events_select ON audit_events FOR SELECT
            OR project_id = ANY ((SELECT public.tone_project_ids())::uuid[])
            OR (workspace_id IS NULL AND actor_id = (SELECT public.tone_user_id())));
 CREATE POLICY audit_events_insert ON audit_events FOR INSERT
-    WITH CHECK (actor_id = (SELECT public.tone_user_id())
-                OR ((SELECT public.tone_user_id()) IS NULL AND workspace_id IS NULL AND project_id IS NULL));
+    WITH CHECK (actor_id = (SELECT public.tone_user_id()));
 -- No UPDATE or DELETE policies, and no such privileges: events are never changed.
 
 GRANT SELECT, INSERT ON audit_events TO tone_app;

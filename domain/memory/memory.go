@@ -10,6 +10,7 @@ package memory
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -62,7 +63,7 @@ func (s *Store) InTx(ctx context.Context, actor uuid.UUID, fn func(domain.Tx) er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx := &tx{s: s}
+	tx := &tx{s: s, actor: actor}
 	defer func() {
 		if p := recover(); p != nil {
 			tx.rollback()
@@ -78,8 +79,9 @@ func (s *Store) InTx(ctx context.Context, actor uuid.UUID, fn func(domain.Tx) er
 // tx is one transaction: it changes the store directly and records how to
 // undo each change.
 type tx struct {
-	s    *Store
-	undo []func()
+	s     *Store
+	actor uuid.UUID
+	undo  []func()
 }
 
 var _ domain.Tx = (*tx)(nil)
@@ -498,6 +500,9 @@ func (t *tx) DeleteProjectMember(_ context.Context, project, user uuid.UUID) err
 // Audit.
 
 func (t *tx) AppendAudit(_ context.Context, e *domain.AuditEvent) error {
+	if t.actor == uuid.Nil || e.ActorID != t.actor {
+		return fmt.Errorf("memory: audit event of actor %s in a transaction of %s", e.ActorID, t.actor)
+	}
 	c := clone(e)
 	t.s.audit = append(t.s.audit, c)
 	n := len(t.s.audit)

@@ -216,11 +216,12 @@ func TestValues(t *testing.T) {
 
 	anon := &domain.AuditEvent{ID: newID(), Time: at, Action: "auth.login", Result: domain.ResultFailure,
 		Details: map[string]any{"n": 3, "list": []string{"x"}}}
-	require.NoError(t, s.InTx(ctx, uuid.Nil, func(tx domain.Tx) error { return tx.AppendAudit(ctx, anon) }))
-	var evs []*domain.AuditEvent
-	// Anonymous events are invisible to everyone through the app role;
-	// read it back through a pool that bypasses row-level security.
+	// The app role can neither write nor read anonymous events; the owner,
+	// which bypasses row-level security, can.
 	owner := postgres.New(db.OwnerPool(t))
+	require.Error(t, s.InTx(ctx, uuid.Nil, func(tx domain.Tx) error { return tx.AppendAudit(ctx, anon) }))
+	require.NoError(t, owner.InTx(ctx, uuid.Nil, func(tx domain.Tx) error { return tx.AppendAudit(ctx, anon) }))
+	var evs []*domain.AuditEvent
 	require.NoError(t, owner.InTx(ctx, uuid.Nil, func(tx domain.Tx) (err error) {
 		evs, err = tx.ListAudit(ctx, domain.AuditFilter{Action: "auth.login"}, domain.Page{})
 		return

@@ -445,6 +445,12 @@ func testAudit(t *testing.T, s domain.Store) {
 		}
 		return nil
 	})
+	// Events are written only by the actor they name.
+	forged := &domain.AuditEvent{ID: id(), Time: now, ActorID: w.CreatedBy, Action: "x", Result: domain.ResultSuccess}
+	other := newUser(t, s, "forger")
+	assert.Error(t, s.InTx(ctx, other.ID, func(tx domain.Tx) error { return tx.AppendAudit(ctx, forged) }))
+	assert.Error(t, s.InTx(ctx, uuid.Nil, func(tx domain.Tx) error { return tx.AppendAudit(ctx, forged) }))
+
 	list := func(f domain.AuditFilter) []*domain.AuditEvent {
 		var out []*domain.AuditEvent
 		inTx(t, s, u.ID, func(tx domain.Tx) (err error) { out, err = tx.ListAudit(ctx, f, domain.Page{Limit: 10}); return })
