@@ -370,3 +370,196 @@ func TestRoleMatrixCoversEveryMutation(t *testing.T) {
 		assert.True(t, covered[op], "TestRoleMatrix has no case for %s", op)
 	}
 }
+
+// TestOtherWorkspaceIsInvisible checks that a member of workspace A gets 404
+// for every object of workspace B, with the same answer as for ids that do
+// not exist, and that none of the attempts changes B.
+func TestOtherWorkspaceIsInvisible(t *testing.T) {
+	a := newTestAPI(t, Config{}, testDomainConfig())
+	alice, bob, carol := a.signUp("alice"), a.signUp("bob"), a.signUp("carol")
+	wsA := a.createWorkspace(alice, "Alpha")
+	projectA := a.createProject(alice, wsA, "Alpha project")
+	wsB := a.createWorkspace(bob, "Beta")
+	projectB := a.createProject(bob, wsB, "Beta project")
+	a.addMember(bob, "workspaces", wsB, carol, domain.RoleEditor)
+	a.addMember(bob, "projects", projectB, carol, domain.RoleViewer)
+	// Alice knows Carol's email and shares nothing with her.
+	newbie := a.signUp("newbie")
+
+	type snapshot struct {
+		ws             workspaceJSON
+		wsMembers      map[uuid.UUID]string
+		projects       []projectJSON
+		projectMembers map[uuid.UUID]string
+	}
+	snap := func() snapshot {
+		var s snapshot
+		a.do("GET", "/api/v1/workspaces/"+wsB.String(), bob.Access, nil).decode(t, &s.ws)
+		s.wsMembers = a.members(bob, "workspaces", wsB)
+		s.projects = listAll[projectJSON](a, bob, "/api/v1/workspaces/"+wsB.String()+"/projects")
+		s.projectMembers = a.members(bob, "projects", projectB)
+		return s
+	}
+	before := snap()
+
+	for _, test := range []struct {
+		method, path string
+		body         any
+	}{
+		{"GET", "/api/v1/workspaces/{ws}", nil},
+		{"PATCH", "/api/v1/workspaces/{ws}", map[string]string{"name": "Mine now"}},
+		{"DELETE", "/api/v1/workspaces/{ws}", nil},
+		{"GET", "/api/v1/workspaces/{ws}/members", nil},
+		{"POST", "/api/v1/workspaces/{ws}/members", map[string]string{"email": newbie.Email, "role": "viewer"}},
+		{"PATCH", "/api/v1/workspaces/{ws}/members/{user}", map[string]string{"role": "viewer"}},
+		{"DELETE", "/api/v1/workspaces/{ws}/members/{user}", nil},
+		{"GET", "/api/v1/workspaces/{ws}/projects", nil},
+		{"POST", "/api/v1/workspaces/{ws}/projects", map[string]string{"name": "Planted"}},
+		{"GET", "/api/v1/projects/{project}", nil},
+		{"PATCH", "/api/v1/projects/{project}", map[string]string{"name": "Mine now"}},
+		{"DELETE", "/api/v1/projects/{project}", nil},
+		{"GET", "/api/v1/projects/{project}/members", nil},
+		{"POST", "/api/v1/projects/{project}/members", map[string]string{"email": newbie.Email, "role": "viewer"}},
+		{"PATCH", "/api/v1/projects/{project}/members/{user}", map[string]string{"role": "owner"}},
+		{"DELETE", "/api/v1/projects/{project}/members/{user}", nil},
+		{"GET", "/api/v1/users/{user}", nil},
+	} {
+		t.Run(test.method+" "+test.path, func(t *testing.T) {
+			real := strings.NewReplacer("{ws}", wsB.String(), "{project}", projectB.String(), "{user}", carol.ID.String()).Replace(test.path)
+			fake := strings.NewReplacer("{ws}", uuid.NewString(), "{project}", uuid.NewString(), "{user}", uuid.NewString()).Replace(test.path)
+			got := a.do(test.method, real, alice.Access, test.body)
+			require.Equal(t, http.StatusNotFound, got.Status, "%s %s as a stranger: %s", test.method, real, got)
+			assert.Equal(t, domain.ENotFound, got.errCode())
+			missing := a.do(test.method, fake, alice.Access, test.body)
+			require.Equal(t, http.StatusNotFound, missing.Status, missing.String())
+			assert.Equal(t, missing.errMessage(t), got.errMessage(t), "a hidden object must look like a missing one")
+		})
+	}
+	assert.Equal(t, before, snap(), "workspace B changed")
+
+	// Alice's own workspace does not reach into B either.
+	resp := a.do("PATCH", "/api/v1/workspaces/"+wsA.String()+"/members/"+carol.ID.String(), alice.Access, map[string]string{"role": "admin"})
+	assert.Equal(t, http.StatusNotFound, resp.Status, resp.String())
+	resp = a.do("GET", "/api/v1/projects/"+projectA.String(), carol.Access, nil)
+	assert.Equal(t, http.StatusNotFound, resp.Status, resp.String())
+	ws := listAll[workspaceJSON](a, alice, "/api/v1/workspaces")
+	require.Len(t, ws, 1)
+	assert.Equal(t, wsA, ws[0].ID)
+}
+
+// TestProjectOnlyMember checks what a project role alone gives: the
+// project, and its listing in the workspace, but not the workspace.
+func TestProjectOnlyMember(t *testing.T) {
+	a := newTestAPI(t, Config{}, testDomainConfig())
+	owner, guest := a.signUp("owner"), a.signUp("guest")
+	ws := a.createWorkspace(owner, "Acme")
+	shared := a.createProject(owner, ws, "Shared")
+	a.createProject(owner, ws, "Private")
+	a.addMember(owner, "projects", shared, guest, domain.RoleEditor)
+
+	var p projectJSON
+	resp := a.do("GET", "/api/v1/projects/"+shared.String(), guest.Access, nil)
+	require.Equal(t, http.StatusOK, resp.Status, resp.String())
+	resp.decode(t, &p)
+	assert.Equal(t, "editor", p.Role)
+
+	projects := listAll[projectJSON](a, guest, "/api/v1/workspaces/"+ws.String()+"/projects")
+	require.Len(t, projects, 1, "a project-only member sees only their projects")
+	assert.Equal(t, shared, projects[0].ID)
+	assert.Len(t, listAll[projectJSON](a, owner, "/api/v1/workspaces/"+ws.String()+"/projects"), 2)
+
+	assert.Equal(t, http.StatusNotFound, a.do("GET", "/api/v1/workspaces/"+ws.String(), guest.Access, nil).Status)
+	assert.Equal(t, http.StatusNotFound, a.do("GET", "/api/v1/workspaces/"+ws.String()+"/members", guest.Access, nil).Status)
+	assert.Empty(t, listAll[workspaceJSON](a, guest, "/api/v1/workspaces"))
+
+	// The stronger of the two roles counts: a workspace viewer who is a
+	// project admin may update the project.
+	viewer := a.signUp("viewer")
+	a.addMember(owner, "workspaces", ws, viewer, domain.RoleViewer)
+	resp = a.do("PATCH", "/api/v1/projects/"+shared.String(), viewer.Access, map[string]string{"name": "Nope"})
+	assert.Equal(t, http.StatusForbidden, resp.Status, resp.String())
+	a.addMember(owner, "projects", shared, viewer, domain.RoleAdmin)
+	resp = a.do("PATCH", "/api/v1/projects/"+shared.String(), viewer.Access, map[string]string{"name": "Yes"})
+	assert.Equal(t, http.StatusOK, resp.Status, resp.String())
+}
+
+// TestOwnerRules checks the rules that protect owners: the last owner can
+// neither leave nor be demoted, and only owners touch the owner role.
+func TestOwnerRules(t *testing.T) {
+	a := newTestAPI(t, Config{}, testDomainConfig())
+	owner, admin, editor, newbie := a.signUp("owner"), a.signUp("admin"), a.signUp("editor"), a.signUp("newbie")
+	ws := a.createWorkspace(owner, "Acme")
+	a.addMember(owner, "workspaces", ws, admin, domain.RoleAdmin)
+	a.addMember(owner, "workspaces", ws, editor, domain.RoleEditor)
+	project := a.createProject(owner, ws, "Rocket")
+	wsPath := "/api/v1/workspaces/" + ws.String()
+	memberPath := func(u *testUser) string { return wsPath + "/members/" + u.ID.String() }
+	roles := func() map[uuid.UUID]string { return a.members(owner, "workspaces", ws) }
+	want := roles()
+
+	for _, test := range []struct {
+		name   string
+		do     func() *response
+		status int
+		code   string
+	}{
+		{"last owner cannot demote themselves", func() *response {
+			return a.do("PATCH", memberPath(owner), owner.Access, map[string]string{"role": "admin"})
+		}, http.StatusConflict, domain.EConflict},
+		{"last owner cannot leave", func() *response {
+			return a.do("DELETE", memberPath(owner), owner.Access, nil)
+		}, http.StatusConflict, domain.EConflict},
+		{"admin cannot grant owner", func() *response {
+			return a.do("PATCH", memberPath(editor), admin.Access, map[string]string{"role": "owner"})
+		}, http.StatusForbidden, domain.EForbidden},
+		{"admin cannot make themselves owner", func() *response {
+			return a.do("PATCH", memberPath(admin), admin.Access, map[string]string{"role": "owner"})
+		}, http.StatusForbidden, domain.EForbidden},
+		{"admin cannot add an owner", func() *response {
+			return a.do("POST", wsPath+"/members", admin.Access, map[string]string{"email": newbie.Email, "role": "owner"})
+		}, http.StatusForbidden, domain.EForbidden},
+		{"admin cannot demote the owner", func() *response {
+			return a.do("PATCH", memberPath(owner), admin.Access, map[string]string{"role": "viewer"})
+		}, http.StatusForbidden, domain.EForbidden},
+		{"admin cannot remove the owner", func() *response {
+			return a.do("DELETE", memberPath(owner), admin.Access, nil)
+		}, http.StatusForbidden, domain.EForbidden},
+		{"admin cannot take the project owner role", func() *response {
+			return a.do("PATCH", "/api/v1/projects/"+project.String()+"/members/"+owner.ID.String(), admin.Access, map[string]string{"role": "admin"})
+		}, http.StatusForbidden, domain.EForbidden},
+		{"an existing member cannot be added twice", func() *response {
+			return a.do("POST", wsPath+"/members", owner.Access, map[string]string{"email": editor.Email, "role": "viewer"})
+		}, http.StatusConflict, domain.EConflict},
+		{"an unknown email cannot be added", func() *response {
+			return a.do("POST", wsPath+"/members", owner.Access, map[string]string{"email": "nobody@example.com", "role": "viewer"})
+		}, http.StatusNotFound, domain.ENotFound},
+		{"a non-member cannot be given a role", func() *response {
+			return a.do("PATCH", memberPath(newbie), owner.Access, map[string]string{"role": "viewer"})
+		}, http.StatusNotFound, domain.ENotFound},
+	} {
+		t.Run(test.name, func(t *testing.T) {
+			resp := test.do()
+			require.Equal(t, test.status, resp.Status, resp.String())
+			assert.Equal(t, test.code, resp.errCode())
+			assert.Equal(t, want, roles(), "nothing may change")
+		})
+	}
+
+	// Once there is a second owner, the first may step down and leave; then
+	// the second is the last and may not.
+	resp := a.do("PATCH", memberPath(admin), owner.Access, map[string]string{"role": "owner"})
+	require.Equal(t, http.StatusOK, resp.Status, resp.String())
+	resp = a.do("PATCH", memberPath(owner), owner.Access, map[string]string{"role": "admin"})
+	require.Equal(t, http.StatusOK, resp.Status, resp.String())
+	var m memberJSON
+	resp.decode(t, &m)
+	assert.Equal(t, "admin", m.Role)
+	resp = a.do("DELETE", memberPath(owner), owner.Access, nil)
+	require.Equal(t, http.StatusNoContent, resp.Status, resp.String())
+	resp = a.do("DELETE", memberPath(admin), admin.Access, nil)
+	require.Equal(t, http.StatusConflict, resp.Status, resp.String())
+	resp = a.do("PATCH", memberPath(admin), admin.Access, map[string]string{"role": "editor"})
+	require.Equal(t, http.StatusConflict, resp.Status, resp.String())
+	assert.Equal(t, map[uuid.UUID]string{admin.ID: "owner", editor.ID: "editor"}, a.members(admin, "workspaces", ws))
+	assert.Equal(t, http.StatusNotFound, a.do("GET", wsPath, owner.Access, nil).Status, "who left sees nothing")
+}

@@ -253,6 +253,9 @@ func decode(r *http.Request, v any) error {
 		return domain.Errorf(domain.EInvalid, "Request body is empty; send a JSON object.")
 	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):
 		return domain.Errorf(domain.EInvalid, "Request body is not valid JSON.")
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		// The body itself is not an object; typeErr.Type would name a Go type.
+		return domain.Errorf(domain.EInvalid, "Request body must be a JSON object.")
 	case errors.As(err, &typeErr):
 		return domain.Errorf(domain.EInvalid, "Field %q has the wrong type (want %s).", typeErr.Field, typeErr.Type).WithDetail("field", typeErr.Field)
 	default:
