@@ -113,6 +113,13 @@ func (r *response) errMessage(t testing.TB) string {
 	return e.Error.Message
 }
 
+// errCorrelationID returns the correlation id of an error envelope.
+func (r *response) errCorrelationID() string {
+	var e errorBody
+	_ = json.Unmarshal(r.Body, &e)
+	return e.Error.CorrelationID
+}
+
 // errDetails returns the details of an error envelope.
 func (r *response) errDetails() map[string]any {
 	var e errorBody

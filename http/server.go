@@ -133,12 +133,14 @@ func NewServer(svc *domain.Service, cfg Config) *Server {
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// limiter returns a rate limiter answering 429 with Retry-After in the error envelope.
-func (s *Server) limiter(rate Rate) *httprate.RateLimiter {
-	return httprate.NewRateLimiter(rate.N, rate.Window,
+// limiter returns a rate limiter answering 429 with Retry-After in the error
+// envelope. Used as middleware it counts per the key functions in opts; with
+// none, httprate counts every request in one bucket.
+func (s *Server) limiter(rate Rate, opts ...httprate.Option) *httprate.RateLimiter {
+	return httprate.NewRateLimiter(rate.N, rate.Window, append(opts,
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, domain.Errorf(domain.ERateLimited, "Too many requests; retry after %s.", w.Header().Get("Retry-After")+"s"))
-		}))
+		}))...)
 }
 
 func clientIPKey(r *http.Request) (string, error) {
@@ -167,7 +169,7 @@ func (s *Server) routes() {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(s.limiter(s.cfg.RequestsPerIP).Handler)
+		r.Use(s.limiter(s.cfg.RequestsPerIP, httprate.WithKeyFuncs(clientIPKey)).Handler)
 		r.Get("/openapi.json", s.openAPI)
 		r.Post("/auth/register", s.register)
 		r.Post("/auth/login", s.login)
