@@ -43,9 +43,29 @@ type testAPI struct {
 	svc *domain.Service
 	srv *httptest.Server
 	doc map[string]any
+	// route is the "METHOD pattern" of the latest request, so that a test
+	// can check which route a call reached.
+	route *lastRoute
+}
 
-	mu        sync.Mutex
-	lastRoute string // "METHOD pattern" of the latest request, for checking which route a call reached
+type lastRoute struct {
+	mu    sync.Mutex
+	route string
+}
+
+// sub returns the same server for use in subtest t: failures are reported
+// to t and helpers that stop the test stop t.
+func (a *testAPI) sub(t *testing.T) *testAPI {
+	c := *a
+	c.t = t
+	return &c
+}
+
+// lastRoute returns the "METHOD pattern" of the latest request.
+func (a *testAPI) lastRoute() string {
+	a.route.mu.Lock()
+	defer a.route.mu.Unlock()
+	return a.route.route
 }
 
 var (
@@ -75,7 +95,7 @@ func newTestAPI(t *testing.T, cfg Config, dcfg domain.Config) *testAPI {
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	docOnce.Do(func() { sharedDoc = openAPIDoc(t) })
-	return &testAPI{t: t, api: api, svc: svc, srv: srv, doc: sharedDoc}
+	return &testAPI{t: t, api: api, svc: svc, srv: srv, doc: sharedDoc, route: &lastRoute{}}
 }
 
 // response is a fetched response with its body read.
@@ -179,9 +199,9 @@ func (a *testAPI) do(method, path, token string, body any, headers ...string) *r
 		a.t.Errorf("%s %s: read body: %v", method, path, err)
 	}
 	resp := &response{Status: res.StatusCode, Header: res.Header, Body: b}
-	a.mu.Lock()
-	a.lastRoute = method + " " + a.api.router.Find(chi.NewRouteContext(), method, req.URL.Path)
-	a.mu.Unlock()
+	a.route.mu.Lock()
+	a.route.route = method + " " + a.api.router.Find(chi.NewRouteContext(), method, req.URL.Path)
+	a.route.mu.Unlock()
 	a.checkConventions(method, req.URL.Path, resp)
 	return resp
 }
@@ -448,6 +468,7 @@ func TestCorrelationID(t *testing.T) {
 		{"longest kept", strings.Repeat("y", 128), true},
 	} {
 		t.Run(test.name, func(t *testing.T) {
+			a := a.sub(t)
 			for _, path := range []string{"/healthz", "/api/v1/me", "/api/v1/workspaces/nope"} {
 				resp := a.do("GET", path, "", nil, RequestIDHeader, test.sent)
 				got := resp.Header.Get(RequestIDHeader)

@@ -106,6 +106,7 @@ func TestBadInput(t *testing.T) {
 		{"cursor of wrong length", "GET", wsPath + "/members?cursor=AAAA", ``, "", 400, ""},
 	} {
 		t.Run(test.name, func(t *testing.T) {
+			a := a.sub(t)
 			var body any
 			if test.body != "" || test.contentType != "" {
 				body = test.body
@@ -164,6 +165,7 @@ func TestBadToken(t *testing.T) {
 		{"tampered token", "Bearer " + u.Access[:len(u.Access)-4] + "AAAA"},
 	} {
 		t.Run(test.name, func(t *testing.T) {
+			a := a.sub(t)
 			resp := a.do("GET", "/api/v1/me", "", nil, "Authorization", test.authorization)
 			require.Equal(t, http.StatusUnauthorized, resp.Status, resp.String())
 			assert.Equal(t, domain.EUnauthenticated, resp.errCode())

@@ -87,6 +87,7 @@ func TestUpdateMeRejectsBadFields(t *testing.T) {
 		{"good zone, bad avatar", map[string]any{"time_zone": "UTC", "avatar_url": "mailto:ada@example.com"}, "avatar_url"},
 	} {
 		t.Run(test.name, func(t *testing.T) {
+			a := a.sub(t)
 			resp := a.do("PATCH", "/api/v1/me", u.Access, test.body)
 			require.Equal(t, http.StatusBadRequest, resp.Status, resp.String())
 			assert.Equal(t, domain.EInvalid, resp.errCode())
