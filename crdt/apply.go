@@ -49,7 +49,7 @@ func (d *Doc) apply(u *Update) error {
 	for i := range u.Ops {
 		o := u.Ops[i]
 		o.Props = slices.Clone(o.Props)
-		o.Horizon = o.Horizon.Clone()
+		o.Horizon, o.Drop = o.Horizon.Clone(), slices.Clone(o.Drop)
 		d.receive(&o)
 	}
 	return nil

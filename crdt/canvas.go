@@ -20,7 +20,7 @@ type Doc struct {
 	kids  map[ID][]*element // children of each parent (deleted ones too), by (key, id)
 	log   []*moveRec        // moves since the last collect, in stamp order
 
-	collects []*Op                  // applied collects not yet below the horizon
+	collects []*Op                  // applied collects not yet below the horizon, by id
 	pending  map[ID]*Op             // ops waiting for their dependencies
 	waiting  map[ReplicaID][]waiter // pending ops by the replica of a missing dependency
 

@@ -2,48 +2,53 @@ package crdt
 
 import "slices"
 
-// applyCollect garbage-collects below the horizon of a collect op. Its result
-// depends only on the ops in the horizon (which every replica applying it
-// has) and on the ops outside it, so replicas that apply the same ops reach
-// the same state whether they got them before or after the collect:
+// applyCollect garbage-collects below the horizon h of a collect op, once
+// every op in h is applied. Its result depends only on the ops in h, the op's
+// drop list, and the ops outside h, never on which of those arrived before
+// the collect, so replicas that apply the same ops reach the same state:
 //
-//  1. The moves not in the horizon are undone, so the tree is as the horizon
-//     left it (with elements created since at their initial place).
-//  2. Every element whose delete register, restricted to ops in the horizon,
-//     says deleted is dropped with all its descendants in that tree.
-//  3. The moves in the horizon leave the log; the other moves, less those of
-//     or into dropped elements, are redone.
-//  4. Delete registers keep only the entry that won in the horizon and the
-//     entries outside it.
+//  1. The move log is rebased: the moves in h are replayed alone, in stamp
+//     order, onto the previous base; that tree is the new base, and those
+//     moves leave the log. Moves outside h (made concurrently with some of
+//     h, or later) now come after every move of h.
+//  2. The elements of the drop list are removed with all their descendants
+//     in the base tree (including elements created outside h inside them).
+//  3. The other moves, less those of or into removed elements, are redone
+//     on the base.
+//  4. Delete registers keep only the entry that won in h and the entries
+//     outside h, which decide the same winner.
 //
-// Ops that arrive later for dropped elements find them absent and change
-// nothing, which is what the replicas that applied them earlier ended with.
+// Ops that arrive later for removed elements find them absent and change
+// nothing, which is what the replicas that applied them earlier end with: an
+// edit or restore that races a collect loses.
 func (d *Doc) applyCollect(o *Op) {
 	h := o.Horizon
-	i := 0
-	for i < len(d.log) && h.Contains(d.log[i].id) {
-		i++
-	}
-	for j := len(d.log) - 1; j >= i; j-- {
+	for j := len(d.log) - 1; j >= 0; j-- {
 		d.undoMove(d.log[j])
 	}
-	rest := d.log[i:]
+	var rest []*moveRec
+	for _, m := range d.log {
+		if h.Contains(m.id) {
+			d.do(m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
 
 	gone := map[ID]bool{}
 	var stack []*element
-	for _, e := range d.elems {
-		if deletedWithin(e, h) {
+	for _, id := range o.Drop {
+		if e := d.elems[id]; e != nil {
 			stack = append(stack, e)
 		}
 	}
 	for len(stack) > 0 {
 		e := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if gone[e.id] {
-			continue
+		if !gone[e.id] {
+			gone[e.id] = true
+			stack = append(stack, d.kids[e.id]...)
 		}
-		gone[e.id] = true
-		stack = append(stack, d.kids[e.id]...)
 	}
 	for id := range gone {
 		d.detach(d.elems[id])
@@ -78,17 +83,20 @@ func (d *Doc) applyCollect(o *Op) {
 	}
 
 	d.horizon.Merge(h)
-	d.collects = append(d.collects, o)
+	i, _ := slices.BinarySearchFunc(d.collects, o, func(a, b *Op) int { return cmpID(a.ID, b.ID) })
+	d.collects = slices.Insert(d.collects, i, o)
 	d.collects = slices.DeleteFunc(d.collects, func(c *Op) bool { return d.horizon.Contains(c.ID) })
 }
 
-// deletedWithin reports whether the last delete or restore of e within h is
-// a delete.
-func deletedWithin(e *element, h VersionVector) bool {
-	for j := len(e.del) - 1; j >= 0; j-- {
-		if h.Contains(e.del[j].id) {
-			return e.del[j].deleted
+// collectable returns, sorted, the elements a collect at horizon h drops:
+// those deleted by a delete in h that is still the winning mark.
+func (d *Doc) collectable(h VersionVector) []ID {
+	var out []ID
+	for _, e := range d.elems {
+		if e.deleted() && h.Contains(e.delWinner()) {
+			out = append(out, e.id)
 		}
 	}
-	return false
+	slices.SortFunc(out, cmpID)
+	return out
 }

@@ -146,21 +146,19 @@ func (d *Doc) Reorder(id ID, key string) ([]byte, error) {
 
 // Collect garbage-collects below the horizon h, and returns the collect
 // operation to send to every replica, which do the same when they apply it.
-// Every element deleted as of h is dropped with everything inside it, along
-// with the move history in h; operations that later name a dropped element
-// are counted but change nothing, and a peer whose version does not cover h
-// gets [ErrSnapshotRequired] from [Doc.DiffSince].
+// Every element whose deciding delete is in h is dropped, with everything
+// inside it, and so is the move history in h. Operations that later name a
+// dropped element are counted but change nothing, and a peer whose version
+// does not cover h gets [ErrSnapshotRequired] from [Doc.DiffSince].
 //
-// h must be causally stable: every replica has applied all of h, and every
-// operation not in h that any replica has made or will make was made after
-// its replica applied all of h. A server gets such a horizon by taking h =
-// [Min] of the versions its replicas acknowledge at one moment, and using it
-// once each replica has acknowledged every operation that existed at that
-// moment. Replicas that disagree about a horizon that was not stable may
-// diverge.
+// Replicas converge whatever h is. For nobody to lose work, h should be a
+// version every replica has applied: [Min] of the versions all replicas
+// acknowledged. Then every replica saw each dropped element deleted; only an
+// edit or restore made concurrently with the collect, not yet knowing about
+// it, is lost. A replica whose version is below h must load a snapshot.
 //
-// Collect returns nil and no error if h is already below the horizon, and
-// an error wrapping [ErrInvalid] if this document has not applied all of h.
+// Collect returns nil and no error if h adds nothing to the horizon, and an
+// error wrapping [ErrInvalid] if this document has not applied all of h.
 func (d *Doc) Collect(h VersionVector) ([]byte, error) {
 	hz := VersionVector{}
 	for r, s := range h {
@@ -175,7 +173,7 @@ func (d *Doc) Collect(h VersionVector) ([]byte, error) {
 		return nil, nil
 	}
 	o := d.newOp(OpCollect)
-	o.Horizon = hz
+	o.Horizon, o.Drop = hz, d.collectable(hz)
 	d.applyOp(&o)
 	return (&Update{Ops: []Op{o}}).Encode(), nil
 }

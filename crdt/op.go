@@ -80,8 +80,13 @@ type Op struct {
 	Props []Prop
 	// Len is the number of sequence numbers an OpSkip covers (at least 1).
 	Len uint64
-	// Horizon is the version an OpCollect collects below.
+	// Horizon is the version an OpCollect collects below: the history of
+	// the ops in it is dropped. The collect applies after all of it.
 	Horizon VersionVector
+	// Drop lists the elements an OpCollect removes (with everything inside
+	// them), sorted: those whose delete, in Horizon, decides that they are
+	// deleted.
+	Drop []ID
 }
 
 // Root is the zero ID: the parent of top-level elements. It is never an
@@ -191,6 +196,11 @@ func (o *Op) check() error {
 				return err
 			}
 		}
+		for i, id := range o.Drop {
+			if !validID(id) || !o.Horizon.Contains(id) || i > 0 && !o.Drop[i-1].Less(id) {
+				return bad("bad or unsorted dropped element %d.%d", id.Replica, id.Seq)
+			}
+		}
 		return nil
 	}
 	return bad("unknown kind")
@@ -226,12 +236,7 @@ func (o *Op) deps(f func(ID) bool) {
 			return
 		}
 	case OpCollect:
-		rs := make([]ReplicaID, 0, len(o.Horizon))
-		for r := range o.Horizon {
-			rs = append(rs, r)
-		}
-		sort.Slice(rs, func(i, j int) bool { return rs[i] < rs[j] })
-		for _, r := range rs {
+		for _, r := range sortedReplicas(o.Horizon) {
 			if !f(ID{Replica: r, Seq: o.Horizon[r]}) {
 				return
 			}

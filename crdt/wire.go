@@ -107,7 +107,7 @@ func sortedReplicas(v VersionVector) []ReplicaID {
 }
 
 // opFields is the length of each op kind's array.
-var opFields = [...]int{OpCreate: 9, OpSet: 7, OpDelete: 6, OpRestore: 6, OpMove: 9, OpCollect: 5, OpSkip: 4}
+var opFields = [...]int{OpCreate: 9, OpSet: 7, OpDelete: 6, OpRestore: 6, OpMove: 9, OpCollect: 6, OpSkip: 4}
 
 func (w *writer) op(o *Op) {
 	if int(o.Kind) >= len(opFields) || opFields[o.Kind] == 0 {
@@ -138,6 +138,10 @@ func (w *writer) op(o *Op) {
 		w.str(o.Key)
 	case OpCollect:
 		w.vv(o.Horizon)
+		w.arr(2 * len(o.Drop))
+		for _, id := range o.Drop {
+			w.id(id)
+		}
 	}
 }
 
@@ -394,6 +398,15 @@ func (r *reader) op() Op {
 		o.Key = r.str(MaxKeyLen)
 	case OpCollect:
 		o.Horizon = r.vv()
+		n := r.count(1)
+		if n%2 != 0 {
+			r.fail("odd drop list")
+			return o
+		}
+		o.Drop = make([]ID, n/2)
+		for i := range o.Drop {
+			o.Drop[i] = r.id()
+		}
 	}
 	return o
 }
