@@ -1,0 +1,241 @@
+package crdt
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Apply decodes a remote update and merges it into the document. Applying is
+// idempotent, commutative and associative: replicas that apply the same
+// updates, in any order and any number of times, reach the same state.
+//
+// An operation whose dependencies (the previous operation of its replica,
+// the elements it names) have not been applied yet is held pending, and
+// applied as soon as they are; [Doc.Version] counts only applied operations.
+// Operations on an element that was garbage collected, or whose type does
+// not allow a property, are counted but change nothing; so are writes to a
+// deleted element, except that they stay in its registers and show if the
+// element is restored.
+//
+// An update that is malformed or breaks the schema (unknown element type or
+// property, wrong kind, out-of-range value, bad id or sequence range, a parent
+// that is not a container) is rejected whole with an error wrapping
+// [ErrInvalid], and the document is unchanged. Checks that need an element
+// this document does not have yet are made when the operation is applied.
+func (d *Doc) Apply(update []byte) error {
+	u, err := DecodeUpdate(update)
+	if err != nil {
+		return err
+	}
+	return d.apply(u)
+}
+
+// ApplyUpdate is [Doc.Apply] for an update already decoded (or built in
+// memory). It checks each operation on its own first, as [DecodeUpdate]
+// does. The document keeps no reference to u.
+func (d *Doc) ApplyUpdate(u *Update) error {
+	for i := range u.Ops {
+		if err := u.Ops[i].check(); err != nil {
+			return err
+		}
+	}
+	return d.apply(u)
+}
+
+func (d *Doc) apply(u *Update) error {
+	if err := d.validate(u); err != nil {
+		return err
+	}
+	for i := range u.Ops {
+		o := u.Ops[i]
+		o.Props = slices.Clone(o.Props)
+		o.Horizon, o.Drop = o.Horizon.Clone(), slices.Clone(o.Drop)
+		d.receive(&o)
+	}
+	return nil
+}
+
+// validate checks an update against the schema and what the document knows,
+// without changing anything.
+func (d *Doc) validate(u *Update) error {
+	var created map[ID]*typeInfo
+	typeOf := func(id ID) *typeInfo {
+		if e := d.elems[id]; e != nil {
+			return e.typ
+		}
+		return created[id]
+	}
+	for i := range u.Ops {
+		o := &u.Ops[i]
+		if o.Kind != OpCreate {
+			continue
+		}
+		t := d.schema.types[o.Type]
+		if t == nil {
+			return fmt.Errorf("%w: create op %d.%d of unknown type %q", ErrInvalid, o.ID.Replica, o.ID.Seq, o.Type)
+		}
+		if created == nil {
+			created = map[ID]*typeInfo{}
+		}
+		created[o.ID] = t
+	}
+	for i := range u.Ops {
+		o := &u.Ops[i]
+		switch o.Kind {
+		case OpCreate, OpSet:
+			if err := d.checkProps(o, typeOf(o.Elem)); err != nil {
+				return err
+			}
+		}
+		if o.Kind == OpCreate || o.Kind == OpMove {
+			if t := typeOf(o.Parent); t != nil && !t.container {
+				return fmt.Errorf("%w: %v op %d.%d places an element inside a %s", ErrInvalid, o.Kind, o.ID.Replica, o.ID.Seq, t.name)
+			}
+		}
+	}
+	return nil
+}
+
+// checkProps checks property writes against the schema and, when the
+// element's type is known, against the properties that type allows.
+func (d *Doc) checkProps(o *Op, t *typeInfo) error {
+	for _, p := range o.Props {
+		k, ok := d.schema.propIndex[p.Key]
+		if !ok {
+			return fmt.Errorf("%w: %v op %d.%d: unknown property %q", ErrInvalid, o.Kind, o.ID.Replica, o.ID.Seq, p.Key)
+		}
+		if t != nil && !t.allowed[k] {
+			return fmt.Errorf("%w: %v op %d.%d: type %s has no property %q", ErrInvalid, o.Kind, o.ID.Replica, o.ID.Seq, t.name, p.Key)
+		}
+		if err := d.schema.checkIndexed(k, p.Value); err != nil {
+			return fmt.Errorf("%v op %d.%d: %w", o.Kind, o.ID.Replica, o.ID.Seq, err)
+		}
+	}
+	return nil
+}
+
+// covered reports whether every sequence number of o has been applied.
+func (d *Doc) covered(o *Op) bool { return o.last() <= d.vv[o.ID.Replica] }
+
+// missing returns a dependency of o that has not been applied yet.
+func (d *Doc) missing(o *Op) (ID, bool) {
+	var dep ID
+	found := false
+	o.deps(func(id ID) bool {
+		if id.Seq > d.vv[id.Replica] {
+			dep, found = id, true
+			return false
+		}
+		return true
+	})
+	return dep, found
+}
+
+// receive applies o, or holds it pending until its dependencies are applied,
+// then applies whatever pending operations that unblocks.
+func (d *Doc) receive(o *Op) {
+	if d.covered(o) || d.pending[o.ID] != nil {
+		return
+	}
+	queue := []*Op{o}
+	for len(queue) > 0 {
+		o := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if d.covered(o) {
+			delete(d.pending, o.ID)
+			continue
+		}
+		if dep, ok := d.missing(o); ok {
+			d.pending[o.ID] = o
+			d.waiting[dep.Replica] = append(d.waiting[dep.Replica], waiter{seq: dep.Seq, op: o})
+			continue
+		}
+		delete(d.pending, o.ID)
+		d.applyOp(o)
+		r := o.ID.Replica
+		if ws := d.waiting[r]; len(ws) > 0 {
+			keep := ws[:0]
+			for _, w := range ws {
+				if w.seq <= d.vv[r] {
+					queue = append(queue, w.op)
+				} else {
+					keep = append(keep, w)
+				}
+			}
+			if len(keep) == 0 {
+				delete(d.waiting, r)
+			} else {
+				d.waiting[r] = keep
+			}
+		}
+	}
+}
+
+// applyOp applies an operation whose dependencies are all applied.
+func (d *Doc) applyOp(o *Op) {
+	d.vv[o.ID.Replica] = o.last()
+	if o.Counter > d.clock {
+		d.clock = o.Counter
+	}
+	switch o.Kind {
+	case OpCreate:
+		d.applyCreate(o)
+	case OpSet:
+		if e := d.elems[o.Elem]; e != nil {
+			d.applySet(e, o.Props, o.Counter, o.ID)
+		}
+	case OpDelete, OpRestore:
+		if e := d.elems[o.Elem]; e != nil {
+			m := delMark{counter: o.Counter, id: o.ID, deleted: o.Kind == OpDelete}
+			i := len(e.del)
+			for i > 0 && after(e.del[i-1].counter, e.del[i-1].id, m.counter, m.id) {
+				i--
+			}
+			e.del = slices.Insert(e.del, i, m)
+		}
+	case OpMove:
+		e := d.elems[o.Elem]
+		if e == nil || d.absent(o.Parent) {
+			return
+		}
+		if p := d.elems[o.Parent]; p != nil && !p.typ.container {
+			return
+		}
+		d.insertMove(&moveRec{id: o.ID, counter: o.Counter, elem: o.Elem, parent: o.Parent, key: o.Key})
+	case OpCollect:
+		d.applyCollect(o)
+	case OpSkip:
+	}
+}
+
+func (d *Doc) applyCreate(o *Op) {
+	if d.elems[o.ID] != nil || d.absent(o.Parent) {
+		return
+	}
+	if p := d.elems[o.Parent]; p != nil && !p.typ.container {
+		return
+	}
+	e := &element{id: o.ID, counter: o.Counter, typ: d.schema.types[o.Type], parent: o.Parent, key: o.Key, placed: o.ID}
+	e.props = make([]prop, 0, len(o.Props))
+	d.applySet(e, o.Props, o.Counter, o.ID)
+	d.elems[o.ID] = e
+	d.attach(e)
+}
+
+// applySet writes each property whose register holds an older write.
+// Properties the element's type does not allow are ignored.
+func (d *Doc) applySet(e *element, ps []Prop, counter uint64, id ID) {
+	for _, p := range ps {
+		k := d.schema.propIndex[p.Key]
+		if !e.typ.allowed[k] {
+			continue
+		}
+		i, found := e.find(k)
+		if !found {
+			e.props = slices.Insert(e.props, i, prop{key: k})
+		} else if !after(counter, id, e.props[i].counter, e.props[i].id) {
+			continue
+		}
+		e.props[i].write(p.Value, counter, id)
+	}
+}

@@ -1,0 +1,436 @@
+package crdt
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+)
+
+// The convergence harness: several replicas make random edits of every kind
+// (creates, sets, deletes, restores, moves that race to form cycles,
+// reorders, undo, redo, garbage collection), and a simulated network
+// delivers their updates in random order, duplicated, delayed, merged, or
+// lost (lost updates are recovered by DiffSince anti-entropy). After every
+// step the tree invariants hold on every replica; at the end every replica
+// has the same version, the same tree and the same snapshot bytes.
+
+type network struct {
+	noCollect bool // for narrowing failures down
+	rng       *rand.Rand
+	docs      []*Doc
+	msgs      []netMsg
+	// acks are sets of versions all replicas had at one moment; a replica
+	// that has applied all of one may collect with it.
+	acks [][]VersionVector
+	log  []string // what happened, for failure reports
+}
+
+type netMsg struct {
+	to   int
+	data []byte
+}
+
+func newNetwork(seed uint64, replicas int) *network {
+	n := &network{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	for i := range replicas {
+		n.docs = append(n.docs, NewDoc(ReplicaID(i+1), nil))
+	}
+	return n
+}
+
+func (n *network) broadcast(from int, data []byte) {
+	if data == nil {
+		return
+	}
+	for to := range n.docs {
+		if to == from {
+			continue
+		}
+		switch x := n.rng.IntN(100); {
+		case x < 4: // lost; anti-entropy recovers it
+		case x < 14: // duplicated
+			n.msgs = append(n.msgs, netMsg{to, data}, netMsg{to, data})
+		default:
+			n.msgs = append(n.msgs, netMsg{to, data})
+		}
+	}
+}
+
+// deliver applies one random in-flight message.
+func (n *network) deliver(t testing.TB) {
+	if len(n.msgs) == 0 {
+		return
+	}
+	i := n.rng.IntN(len(n.msgs))
+	m := n.msgs[i]
+	n.msgs = slices.Delete(n.msgs, i, i+1)
+	if err := n.docs[m.to].Apply(m.data); err != nil {
+		t.Fatalf("replica %d rejected an update: %v", m.to+1, err)
+	}
+}
+
+// mergeSome merges a few messages to one replica into one.
+func (n *network) mergeSome(t testing.TB) {
+	to := n.rng.IntN(len(n.docs))
+	var parts [][]byte
+	keep := n.msgs[:0]
+	for _, m := range n.msgs {
+		if m.to == to && len(parts) < 4 && n.rng.IntN(2) == 0 {
+			parts = append(parts, m.data)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	n.msgs = keep
+	if len(parts) == 0 {
+		return
+	}
+	merged, err := MergeUpdates(parts...)
+	if err != nil {
+		t.Fatalf("MergeUpdates: %v", err)
+	}
+	n.msgs = append(n.msgs, netMsg{to, merged})
+}
+
+func (n *network) sync(t testing.TB, i, j int) {
+	diff, err := n.docs[j].DiffSince(n.docs[i].Version())
+	if err != nil {
+		t.Fatalf("DiffSince from %d to %d: %v", j+1, i+1, err)
+	}
+	if err := n.docs[i].Apply(diff); err != nil {
+		t.Fatalf("applying the diff from %d to %d: %v", j+1, i+1, err)
+	}
+}
+
+func (n *network) pick(ids []ID) (ID, bool) {
+	if len(ids) == 0 {
+		return ID{}, false
+	}
+	return ids[n.rng.IntN(len(ids))], true
+}
+
+// elements returns the elements of d that match keep, sorted by id.
+func elements(d *Doc, keep func(*element) bool) []ID {
+	var out []ID
+	for _, e := range d.sortedElems() {
+		if keep(e) {
+			out = append(out, e.id)
+		}
+	}
+	return out
+}
+
+var simTypes = []string{"rect", "ellipse", "text", "sticky", "line", "arrow", "connector", "frame", "frame", "group"}
+
+func (n *network) randomProps(d *Doc, t *typeInfo, max int) Props {
+	ps := Props{}
+	for range 1 + n.rng.IntN(max) {
+		name := t.names[n.rng.IntN(len(t.names))]
+		spec := d.schema.props[d.schema.propIndex[name]]
+		switch spec.Kind {
+		case KindNumber:
+			lo, hi := spec.Min, spec.Max
+			ps[name] = Number(lo + float64(n.rng.IntN(1000))/1000*(hi-lo))
+			if n.rng.IntN(3) == 0 {
+				ps[name] = Number(lo + float64(n.rng.IntN(int(min(hi-lo, 1000))+1)))
+			}
+		case KindString:
+			switch {
+			case len(spec.Enum) > 0:
+				ps[name] = String(spec.Enum[n.rng.IntN(len(spec.Enum))])
+			case spec.Color:
+				ps[name] = String(fmt.Sprintf("#%06x", n.rng.IntN(1<<24)))
+			default:
+				ps[name] = String(fmt.Sprintf("s%d", n.rng.IntN(100)))
+			}
+		case KindBool:
+			ps[name] = Bool(n.rng.IntN(2) == 0)
+		case KindPoints:
+			ps[name] = Points(float64(n.rng.IntN(10)), float64(n.rng.IntN(10)), 3.5, -1)
+		case KindRef:
+			if id, ok := n.pick(elements(d, func(e *element) bool { return true })); ok {
+				ps[name] = Ref(id)
+			}
+		}
+		if n.rng.IntN(20) == 0 && len(ps) > 0 {
+			ps[name] = Null
+		}
+	}
+	return ps
+}
+
+// step makes one random edit, delivery or sync.
+func (n *network) step(t testing.TB) {
+	i := n.rng.IntN(len(n.docs))
+	d := n.docs[i]
+	live := elements(d, func(e *element) bool { return d.Live(e.id) })
+	containers := elements(d, func(e *element) bool { return d.Live(e.id) && e.typ.container })
+	var out []byte
+	var err error
+	what := ""
+	switch x := n.rng.IntN(100); {
+	case x < 14:
+		what = "create"
+		parent := Root
+		if p, ok := n.pick(containers); ok && n.rng.IntN(2) == 0 {
+			parent = p
+		}
+		typ := simTypes[n.rng.IntN(len(simTypes))]
+		key := ""
+		if ks := d.kids[parent]; len(ks) > 0 && n.rng.IntN(2) == 0 {
+			key, _ = KeyBetween("", ks[n.rng.IntN(len(ks))].key)
+		}
+		_, out, err = d.Create(typ, parent, key, n.randomProps(d, d.schema.types[typ], 4))
+	case x < 36:
+		what = "set"
+		if id, ok := n.pick(live); ok {
+			out, err = d.Set(id, n.randomProps(d, d.elems[id].typ, 3))
+		}
+	case x < 41:
+		what = "delete"
+		if id, ok := n.pick(live); ok {
+			out, err = d.Delete(id)
+		}
+	case x < 45:
+		what = "restore"
+		if id, ok := n.pick(elements(d, (*element).deleted)); ok {
+			out, err = d.Restore(id)
+		}
+	case x < 55:
+		what = "move"
+		// Mostly moves between containers, so concurrent moves race to
+		// make cycles.
+		if id, ok := n.pick(containers); ok && n.rng.IntN(3) > 0 {
+			parent := Root
+			if p, ok := n.pick(containers); ok && n.rng.IntN(4) > 0 {
+				parent = p
+			}
+			out, err = d.Move(id, parent, "")
+		} else if id, ok := n.pick(live); ok {
+			parent := Root
+			if p, ok := n.pick(containers); ok && n.rng.IntN(2) == 0 {
+				parent = p
+			}
+			out, err = d.Move(id, parent, "")
+		}
+	case x < 60:
+		what = "reorder"
+		if id, ok := n.pick(live); ok {
+			sib := d.kids[d.elems[id].parent]
+			a := sib[n.rng.IntN(len(sib))].key
+			b, _ := KeyBetween(a, "")
+			var k string
+			if k, err = KeyBetween(a, b); err == nil {
+				out, err = d.Reorder(id, k)
+			}
+		}
+	case x < 64:
+		what = "undo"
+		out, err = d.Undo()
+	case x < 66:
+		what = "redo"
+		out, err = d.Redo()
+	case x < 68:
+		// Only replica 1, the server, collects: collects must be made
+		// by one replica at a time (see Doc.Collect).
+		what = "collect"
+		if !n.noCollect && i == 0 {
+			out, err = n.collect(d)
+		}
+	case x < 70:
+		what = "ack"
+		var vs []VersionVector
+		for _, o := range n.docs {
+			vs = append(vs, o.Version())
+		}
+		n.acks = append(n.acks, vs)
+	case x < 72:
+		what = "sync"
+		n.sync(t, i, n.rng.IntN(len(n.docs)))
+	case x < 74:
+		what = "merge"
+		n.mergeSome(t)
+	default:
+		what = "deliver"
+		for range 1 + n.rng.IntN(3) {
+			n.deliver(t)
+		}
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrCycle), errors.Is(err, ErrNothingToUndo), errors.Is(err, ErrNothingToRedo),
+		errors.Is(err, ErrDeleted), errors.Is(err, ErrKeyRange):
+		// Refused edits are fine: the local state decides what is allowed.
+	default:
+		t.Fatalf("replica %d %s: %v", i+1, what, err)
+	}
+	n.log = append(n.log, fmt.Sprintf("%d:%s", i+1, what))
+	n.broadcast(i, out)
+}
+
+// collect garbage-collects on d below the minimum of the newest set of
+// acknowledged versions it has applied, as a server would.
+func (n *network) collect(d *Doc) ([]byte, error) {
+	for k := len(n.acks) - 1; k >= 0; k-- {
+		if h := Min(n.acks[k]...); d.vv.Covers(h) {
+			n.acks = n.acks[k+1:]
+			return d.Collect(h)
+		}
+	}
+	return nil, nil
+}
+
+// settle delivers everything and runs anti-entropy until all replicas agree.
+func (n *network) settle(t testing.TB) {
+	for len(n.msgs) > 0 {
+		n.deliver(t)
+	}
+	for round := 0; ; round++ {
+		for i := range n.docs {
+			for j := range n.docs {
+				if i != j {
+					n.sync(t, i, j)
+				}
+			}
+		}
+		same := true
+		for _, d := range n.docs[1:] {
+			same = same && d.vv.Covers(n.docs[0].vv) && n.docs[0].vv.Covers(d.vv)
+		}
+		if same {
+			return
+		}
+		if round > 3 {
+			t.Fatalf("replicas do not agree after %d anti-entropy rounds", round)
+		}
+	}
+}
+
+// checkTree verifies the tree invariants of d: every element sits exactly
+// once among the children of its parent, which is the root or a container;
+// following parents always reaches the root (no cycles); siblings are in a
+// strict total order; the move log is in strict stamp order.
+func checkTree(t testing.TB, d *Doc) {
+	t.Helper()
+	seen := 0
+	for parent, ks := range d.kids {
+		if parent != Root && d.elems[parent] == nil {
+			t.Fatalf("replica %d: children indexed under missing parent %v", d.replica, parent)
+		}
+		for i, e := range ks {
+			if d.elems[e.id] != e || e.parent != parent {
+				t.Fatalf("replica %d: element %v indexed under %v but has parent %v", d.replica, e.id, parent, e.parent)
+			}
+			if i > 0 && cmpSibling(ks[i-1], e) >= 0 {
+				t.Fatalf("replica %d: siblings under %v not strictly ordered", d.replica, parent)
+			}
+		}
+		seen += len(ks)
+	}
+	if seen != len(d.elems) {
+		t.Fatalf("replica %d: %d elements indexed, %d held", d.replica, seen, len(d.elems))
+	}
+	for id, e := range d.elems {
+		if e.parent != Root && !d.elems[e.parent].typ.container {
+			t.Fatalf("replica %d: %v inside a non-container", d.replica, id)
+		}
+		if !d.reachesRoot(id) {
+			t.Fatalf("replica %d: %v does not reach the root (cycle)", d.replica, id)
+		}
+	}
+	for i := 1; i < len(d.log); i++ {
+		if !d.log[i-1].before(d.log[i]) {
+			t.Fatalf("replica %d: move log out of stamp order", d.replica)
+		}
+	}
+	for id, o := range d.pending {
+		if d.covered(o) || o.ID != id {
+			t.Fatalf("replica %d: pending op %v already applied", d.replica, id)
+		}
+	}
+	_ = d.Dangling()
+}
+
+// runConvergence runs one seeded simulation and checks the outcome.
+func runConvergence(t *testing.T, seed uint64, replicas, steps int) {
+	n := newNetwork(seed, replicas)
+	n.noCollect = os.Getenv("NOCOLLECT") != ""
+	defer func() {
+		if t.Failed() {
+			tail := n.log[max(0, len(n.log)-30):]
+			t.Logf("seed %d, last steps: %v", seed, tail)
+		}
+	}()
+	for range steps {
+		n.step(t)
+		for _, d := range n.docs {
+			checkTree(t, d)
+		}
+	}
+	n.settle(t)
+	want := n.docs[0].Snapshot()
+	for _, d := range n.docs {
+		checkTree(t, d)
+		if d.Pending() != 0 {
+			t.Fatalf("replica %d still has %d pending ops", d.replica, d.Pending())
+		}
+		if got := d.Snapshot(); !bytes.Equal(got, want) {
+			t.Fatalf("replica %d snapshot differs from replica 1 (%d vs %d bytes)\n%s", d.replica, len(got), len(want), firstDiff(dump(n.docs[0]), dump(d)))
+		}
+		if !slices.Equal(walk(d, Root), walk(n.docs[0], Root)) {
+			t.Fatalf("replica %d tree differs", d.replica)
+		}
+	}
+	loaded, err := Load(99, nil, want)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	checkTree(t, loaded)
+	if !bytes.Equal(loaded.Snapshot(), want) {
+		t.Fatalf("snapshot does not survive Load")
+	}
+	if len(n.docs[0].horizon) == 0 {
+		// A fresh replica rebuilt from the full diff matches too.
+		fresh := NewDoc(98, nil)
+		if err := fresh.Merge(n.docs[0]); err != nil {
+			t.Fatalf("Merge into a fresh doc: %v", err)
+		}
+		if !bytes.Equal(fresh.Snapshot(), want) {
+			t.Fatalf("a fresh replica merged from scratch differs")
+		}
+	}
+}
+
+// walk lists the live tree depth first, in z-order.
+func walk(d *Doc, parent ID) []ID {
+	var out []ID
+	for _, c := range d.Children(parent) {
+		out = append(out, c)
+		out = append(out, walk(d, c)...)
+	}
+	return out
+}
+
+// regressionSeeds are seeds that once failed; they run in every mode.
+var regressionSeeds = []uint64{}
+
+func TestConvergence(t *testing.T) {
+	seeds, steps := 24, 3000
+	if testing.Short() {
+		seeds, steps = 6, 1000
+	}
+	for _, seed := range regressionSeeds {
+		t.Run(fmt.Sprintf("regression-%d", seed), func(t *testing.T) { runConvergence(t, seed, 4, 3000) })
+	}
+	for s := range seeds {
+		seed := uint64(1000 + s)
+		replicas := 3 + s%3
+		t.Run(fmt.Sprintf("seed-%d-replicas-%d", seed, replicas), func(t *testing.T) {
+			runConvergence(t, seed, replicas, steps)
+		})
+	}
+}

@@ -1,0 +1,321 @@
+package crdt
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+)
+
+// Snapshot returns the document's state in its canonical msgpack encoding
+// (docs/crdt.md describes it). Two replicas that have applied the same
+// operations produce identical bytes: the encoding holds no replica-local
+// state (not the replica id, not the undo history) and everything in it is
+// in a canonical order. Pending operations are included, so nothing received
+// is lost across a save and [Load].
+func (d *Doc) Snapshot() []byte {
+	w := newWriter()
+	reps := sortedReplicas(d.vv)
+	index := make(map[ReplicaID]uint64, len(reps)+1)
+	for i, r := range reps {
+		index[r] = uint64(i + 1)
+	}
+	rid := func(id ID) { w.uint(index[id.Replica]); w.uint(id.Seq) }
+	vv := func(v VersionVector) {
+		rs := sortedReplicas(v)
+		w.arr(2 * len(rs))
+		for _, r := range rs {
+			w.uint(index[r])
+			w.uint(v[r])
+		}
+	}
+
+	w.arr(10)
+	w.header(snapshotMagic)
+	w.arr(len(reps))
+	for _, r := range reps {
+		w.uint(uint64(r))
+	}
+	w.uint(d.clock)
+	vv(d.vv)
+	vv(d.horizon)
+
+	w.arr(len(d.elems))
+	for _, e := range d.sortedElems() {
+		w.arr(10)
+		rid(e.id)
+		w.uint(e.counter)
+		w.str(e.typ.name)
+		rid(e.parent)
+		w.str(e.key)
+		if e.placed == e.id {
+			w.nil()
+		} else {
+			w.arr(2)
+			rid(e.placed)
+		}
+		if len(e.del) == 0 {
+			w.nil()
+		} else {
+			w.arr(len(e.del))
+			for _, m := range e.del {
+				w.arr(4)
+				w.uint(m.counter)
+				rid(m.id)
+				w.boolean(m.deleted)
+			}
+		}
+		w.arr(len(e.props))
+		for i := range e.props {
+			p := &e.props[i]
+			if p.id == e.id && p.counter == e.counter {
+				w.arr(2)
+			} else {
+				w.arr(5)
+			}
+			w.str(d.schema.propNames[p.key])
+			w.value(p.value())
+			if p.id != e.id || p.counter != e.counter {
+				w.uint(p.counter)
+				rid(p.id)
+			}
+		}
+	}
+
+	w.arr(len(d.log))
+	for _, m := range d.log {
+		w.arr(14)
+		rid(m.id)
+		w.uint(m.counter)
+		rid(m.elem)
+		rid(m.parent)
+		w.str(m.key)
+		rid(m.oldParent)
+		w.str(m.oldKey)
+		rid(m.oldPlaced)
+		w.boolean(m.applied)
+	}
+
+	w.arr(len(d.collects))
+	for _, c := range d.collects {
+		w.op(c)
+	}
+	pend := make([]*Op, 0, len(d.pending))
+	for _, o := range d.pending {
+		pend = append(pend, o)
+	}
+	slices.SortFunc(pend, func(a, b *Op) int { return cmpID(a.ID, b.ID) })
+	w.arr(len(pend))
+	for _, o := range pend {
+		w.op(o)
+	}
+	return bytes.Clone(w.bytes())
+}
+
+// Load returns the document a [Doc.Snapshot] encodes, as replica (which
+// may be the replica that saved it, resuming its sequence numbers, or a new
+// one) and checked against schema (nil means [DefaultSchema]). It returns an
+// error wrapping [ErrInvalid] if the bytes are malformed, of another format
+// version, or inconsistent (unknown types or properties, a broken tree).
+func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
+	d := NewDoc(replica, schema)
+	r := newReader(snapshot)
+	bad := func(format string, args ...any) (*Doc, error) {
+		return nil, fmt.Errorf("%w: snapshot: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+
+	r.arr(10, 10)
+	r.header(snapshotMagic)
+	reps := make([]ReplicaID, r.count(1))
+	for i := range reps {
+		reps[i] = ReplicaID(r.uint())
+		if r.err == nil && (reps[i] == 0 || i > 0 && reps[i] <= reps[i-1]) {
+			return bad("replica table out of order")
+		}
+	}
+	rid := func() ID {
+		i := r.uint()
+		s := r.uint()
+		if i > uint64(len(reps)) {
+			r.fail("replica index %d out of range", i)
+			return ID{}
+		}
+		if i == 0 {
+			if s != 0 {
+				r.fail("root id with a sequence number")
+			}
+			return ID{}
+		}
+		return ID{Replica: reps[i-1], Seq: s}
+	}
+	vv := func() VersionVector {
+		n := r.count(1)
+		if n%2 != 0 {
+			r.fail("odd version vector")
+			return nil
+		}
+		v := VersionVector{}
+		for range n / 2 {
+			id := rid()
+			if r.err == nil && (id.Replica == 0 || id.Seq == 0 || v[id.Replica] != 0) {
+				r.fail("bad version vector entry")
+			}
+			v[id.Replica] = id.Seq
+		}
+		return v
+	}
+	d.clock = r.uint()
+	d.vv = vv()
+	d.horizon = vv()
+
+	n := r.count(10)
+	for range n {
+		if r.err != nil {
+			break
+		}
+		r.arr(10, 10)
+		e := &element{id: rid(), counter: r.uint()}
+		typ := r.str(64)
+		e.parent = rid()
+		e.key = r.str(MaxKeyLen)
+		e.placed = e.id
+		if !r.isNil() {
+			r.arr(2, 2)
+			e.placed = rid()
+		}
+		if !r.isNil() {
+			e.del = make([]delMark, r.count(4))
+			for i := range e.del {
+				r.arr(4, 4)
+				e.del[i] = delMark{counter: r.uint(), id: rid(), deleted: r.boolean()}
+			}
+		}
+		e.props = make([]prop, r.count(3))
+		for i := range e.props {
+			full := r.arr(2, 5) == 5
+			name := r.str(64)
+			v := r.value()
+			c, id := e.counter, e.id
+			if full {
+				c, id = r.uint(), rid()
+			}
+			k, ok := d.schema.propIndex[name]
+			if r.err != nil {
+				break
+			}
+			if !ok {
+				return bad("unknown property %q", name)
+			}
+			e.props[i].key = k
+			e.props[i].write(v, c, id)
+		}
+		if r.err != nil {
+			break
+		}
+		if e.typ = d.schema.types[typ]; e.typ == nil {
+			return bad("unknown element type %q", typ)
+		}
+		if !validID(e.id) || d.elems[e.id] != nil || !d.vv.Contains(e.id) || CheckKey(e.key) != nil {
+			return bad("bad element %d.%d", e.id.Replica, e.id.Seq)
+		}
+		for i := range e.props {
+			p := &e.props[i]
+			if i > 0 && e.props[i-1].key >= p.key || !e.typ.allowed[p.key] || d.schema.checkIndexed(p.key, p.value()) != nil {
+				return bad("bad property on element %d.%d", e.id.Replica, e.id.Seq)
+			}
+		}
+		d.elems[e.id] = e
+	}
+
+	n = r.count(14)
+	for range n {
+		if r.err != nil {
+			break
+		}
+		r.arr(14, 14)
+		m := &moveRec{id: rid(), counter: r.uint(), elem: rid(), parent: rid(), key: r.str(MaxKeyLen),
+			oldParent: rid(), oldKey: r.str(MaxKeyLen), oldPlaced: rid(), applied: r.boolean()}
+		if r.err == nil && d.elems[m.elem] == nil {
+			return bad("move of unknown element")
+		}
+		d.log = append(d.log, m)
+	}
+	n = r.count(5)
+	for range n {
+		if r.err != nil {
+			break
+		}
+		c := r.op()
+		d.collects = append(d.collects, &c)
+	}
+	n = r.count(4)
+	pend := make([]Op, 0, n)
+	for range n {
+		if r.err != nil {
+			break
+		}
+		pend = append(pend, r.op())
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+
+	// The tree must be whole: every parent is the root or a container
+	// element, every move names live parents, and no element is its own
+	// ancestor.
+	for _, e := range d.elems {
+		if e.parent != Root {
+			p := d.elems[e.parent]
+			if p == nil || !p.typ.container {
+				return bad("element %d.%d has a bad parent", e.id.Replica, e.id.Seq)
+			}
+		}
+		d.kids[e.parent] = append(d.kids[e.parent], e)
+	}
+	for _, ks := range d.kids {
+		slices.SortFunc(ks, cmpSibling)
+	}
+	for id := range d.elems {
+		if !d.reachesRoot(id) {
+			return bad("cycle through element %d.%d", id.Replica, id.Seq)
+		}
+	}
+	for _, m := range d.log {
+		if m.parent != Root && d.elems[m.parent] == nil || m.oldParent != Root && d.elems[m.oldParent] == nil {
+			return bad("move into an unknown parent")
+		}
+	}
+	for _, c := range d.collects {
+		if c.Kind != OpCollect || c.check() != nil {
+			return bad("bad collect op")
+		}
+	}
+	for i := range pend {
+		o := &pend[i]
+		if err := o.check(); err != nil {
+			return nil, err
+		}
+		if err := d.checkProps(o, nil); err != nil {
+			return nil, err
+		}
+		if o.Kind == OpCreate && d.schema.types[o.Type] == nil {
+			return bad("pending create of unknown type %q", o.Type)
+		}
+		d.receive(o)
+	}
+	return d, nil
+}
+
+// reachesRoot reports whether following parents from id ends at the root.
+func (d *Doc) reachesRoot(id ID) bool {
+	for steps := 0; steps <= len(d.elems); steps++ {
+		if id == Root {
+			return true
+		}
+		e := d.elems[id]
+		if e == nil {
+			return false
+		}
+		id = e.parent
+	}
+	return false
+}

@@ -1,0 +1,100 @@
+package crdt
+
+// Undo and redo are per replica (one local user) and produce new forward
+// operations, sent like any edit. Each step remembers the op it reverses, and
+// is only taken if that op still decides the state it changed: undoing my
+// change never overwrites a newer change by someone else.
+
+// undoStep reverses one op of a local edit.
+type undoStep struct {
+	kind   OpKind // the op to emit: OpSet, OpDelete, OpRestore or OpMove
+	elem   ID
+	props  []Prop // OpSet: the values to write back
+	parent ID     // OpMove: where to put the element back
+	key    string
+	expect ID // the op being reversed, which must still be the winner
+}
+
+// undoEntry reverses one local edit; its steps are taken last to first.
+type undoEntry []undoStep
+
+// Undo reverses this replica's latest edit that still changes something and
+// returns the update. Steps whose effect someone else has since overwritten
+// (a property written again, the element moved, deleted or restored again,
+// or garbage collected) are left out; an edit with nothing left is dropped
+// and the one before it is tried. It returns [ErrNothingToUndo] when no edit
+// is left.
+func (d *Doc) Undo() ([]byte, error) {
+	b, ok := d.replay(&d.undo, &d.redo)
+	if !ok {
+		return nil, ErrNothingToUndo
+	}
+	return b, nil
+}
+
+// Redo reverses the latest [Doc.Undo], under the same rule, and returns the
+// update. A new local edit clears what can be redone. It returns
+// [ErrNothingToRedo] when nothing is left.
+func (d *Doc) Redo() ([]byte, error) {
+	b, ok := d.replay(&d.redo, &d.undo)
+	if !ok {
+		return nil, ErrNothingToRedo
+	}
+	return b, nil
+}
+
+// replay pops entries from src until one emits ops, and pushes that one's
+// inverse onto dst.
+func (d *Doc) replay(src, dst *[]undoEntry) ([]byte, bool) {
+	for len(*src) > 0 {
+		entry := (*src)[len(*src)-1]
+		*src = (*src)[:len(*src)-1]
+		var ed edit
+		for i := len(entry) - 1; i >= 0; i-- {
+			d.takeStep(&ed, entry[i])
+		}
+		if len(ed.ops) > 0 {
+			*dst = append(*dst, undoEntry(ed.steps))
+			return (&Update{Ops: ed.ops}).Encode(), true
+		}
+	}
+	return nil, false
+}
+
+func (d *Doc) takeStep(ed *edit, s undoStep) {
+	e := d.elems[s.elem]
+	if e == nil {
+		return
+	}
+	switch s.kind {
+	case OpSet:
+		if !d.Live(e.id) {
+			return
+		}
+		var ps []Prop
+		for _, p := range s.props {
+			if i, ok := e.find(d.schema.propIndex[p.Key]); ok && e.props[i].id == s.expect {
+				if p.Value.k == KindRef && d.elems[p.Value.Ref()] == nil {
+					continue // the old target was collected
+				}
+				ps = append(ps, p)
+			}
+		}
+		if len(ps) > 0 {
+			d.emitSet(ed, e, ps)
+		}
+	case OpDelete, OpRestore:
+		winner := e.delWinner()
+		if winner == (ID{}) {
+			winner = e.id // no delete yet: the create decides
+		}
+		if winner == s.expect && e.deleted() == (s.kind == OpRestore) {
+			d.emitDelMark(ed, e, s.kind)
+		}
+	case OpMove:
+		if e.placed != s.expect || !d.Live(e.id) || d.absent(s.parent) || d.isAncestor(e.id, s.parent) {
+			return
+		}
+		d.emitMove(ed, e, s.parent, s.key)
+	}
+}
