@@ -33,7 +33,7 @@ func maxRole(a, b Role) Role {
 func parseRole(s string) (Role, error) {
 	r := Role(s)
 	if !r.Valid() {
-		return "", Errorf(EInvalid, "Role must be one of owner, admin, editor, viewer.").WithDetail("role", s)
+		return "", Errorf(EInvalid, "Role must be one of owner, admin, editor, viewer.").WithDetail("field", "role")
 	}
 	return r, nil
 }

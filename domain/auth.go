@@ -26,6 +26,7 @@ const refreshTokenPrefix = "tnr_"
 
 // Tokens is what a login or refresh returns.
 type Tokens struct {
+	IssuedAt         time.Time
 	AccessToken      string
 	AccessExpiresAt  time.Time
 	RefreshToken     string
@@ -163,6 +164,7 @@ func (s *Service) issue(ctx context.Context, tx Tx, user, family uuid.UUID) (*To
 		return nil, err
 	}
 	return &Tokens{
+		IssuedAt:    now,
 		AccessToken: access, AccessExpiresAt: exp,
 		RefreshToken: secret, RefreshExpiresAt: t.ExpiresAt,
 		UserID: user, SessionID: family,

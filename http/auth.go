@@ -24,7 +24,7 @@ type tokensJSON struct {
 func toTokensJSON(t *domain.Tokens) tokensJSON {
 	return tokensJSON{
 		AccessToken: t.AccessToken, TokenType: "Bearer",
-		ExpiresIn: int(time.Until(t.AccessExpiresAt).Round(time.Second).Seconds()), ExpiresAt: t.AccessExpiresAt,
+		ExpiresIn: int(t.AccessExpiresAt.Sub(t.IssuedAt).Round(time.Second).Seconds()), ExpiresAt: t.AccessExpiresAt,
 		RefreshToken: t.RefreshToken, RefreshExpiresAt: t.RefreshExpiresAt,
 		UserID: t.UserID, SessionID: t.SessionID,
 	}

@@ -161,8 +161,8 @@ func principal(r *http.Request) *domain.Principal {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok && h != "" {
+		scheme, token, _ := strings.Cut(h, " ")
+		if h != "" && !strings.EqualFold(scheme, "Bearer") {
 			s.writeError(w, r, domain.Errorf(domain.EUnauthenticated, "Authorization must use the Bearer scheme."))
 			return
 		}

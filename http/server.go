@@ -63,17 +63,16 @@ func (r Rate) String() string {
 
 // Config holds the server's settings.
 type Config struct {
-	MaxBodyBytes     int64    // largest request body; default 1 MiB
-	TrustedProxies   []string // CIDR prefixes whose X-Forwarded-For is believed
-	LoginPerIP       Rate     // login attempts per client address
-	LoginPerAccount  Rate     // login attempts per email address
-	RequestsPerIP    Rate     // all API requests per client address
-	RequestsPerUser  Rate     // authenticated API requests per user
-	Logger           *slog.Logger
-	Registry         *prometheus.Registry        // where metrics are registered and served from
-	Ready            func(context.Context) error // readiness check of stores and brokers
-	ExtraRoutes      func(r chi.Router)          // more routes under /api/v1 (realtime, ...)
-	ExtraOpenAPIPath []string                    // documented paths served by ExtraRoutes
+	MaxBodyBytes    int64    // largest request body; default 1 MiB
+	TrustedProxies  []string // CIDR prefixes whose X-Forwarded-For is believed
+	LoginPerIP      Rate     // login attempts per client address
+	LoginPerAccount Rate     // login attempts per email address
+	RequestsPerIP   Rate     // all API requests per client address
+	RequestsPerUser Rate     // authenticated API requests per user
+	Logger          *slog.Logger
+	Registry        *prometheus.Registry        // where metrics are registered and served from
+	Ready           func(context.Context) error // readiness check of stores and brokers
+	ExtraRoutes     func(r chi.Router)          // more routes under /api/v1 (realtime, ...)
 }
 
 // DefaultConfig returns the settings used when nothing is configured.
@@ -221,7 +220,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.cfg.Ready(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "err", err)
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
