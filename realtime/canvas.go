@@ -1,0 +1,600 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/tone-ai/tone/crdt"
+	"github.com/tone-ai/tone/domain"
+)
+
+// canvasKind is the namespace of canvas channels: "canvas:<canvas id>".
+const canvasKind = "canvas"
+
+// CanvasStore is what canvas sessions need from the domain; domain.Service
+// implements it.
+type CanvasStore interface {
+	CanvasAccess(ctx context.Context, actor, id uuid.UUID) (*domain.Canvas, domain.Role, error)
+	LoadCanvas(ctx context.Context, actor, id uuid.UUID) (*domain.CanvasSnapshot, []*domain.CanvasUpdate, error)
+	AppendCanvasUpdates(ctx context.Context, canvasID uuid.UUID, us []*domain.CanvasUpdate) error
+	SaveCanvasSnapshot(ctx context.Context, actor, canvasID uuid.UUID, v domain.CanvasVersion, data []byte) error
+}
+
+// CanvasConfig tunes canvas sessions.
+type CanvasConfig struct {
+	Schema        *crdt.Schema  // element types and properties; default crdt.DefaultSchema()
+	IdleTimeout   time.Duration // a canvas with no subscribers is unloaded after this; default 1 minute
+	SnapshotEvery int           // updates between periodic snapshots; default 500
+}
+
+// canvasSessions holds the canvas documents loaded on this node.
+type canvasSessions struct {
+	node  *Node
+	store CanvasStore
+	cfg   CanvasConfig
+
+	mu       sync.Mutex
+	sessions map[uuid.UUID]*canvasSession
+}
+
+// EnableCanvas serves "canvas:<id>" channels, with documents loaded from and
+// persisted to store.
+func (n *Node) EnableCanvas(store CanvasStore, cfg CanvasConfig) {
+	if cfg.Schema == nil {
+		cfg.Schema = crdt.DefaultSchema()
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = time.Minute
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 500
+	}
+	n.canvas = &canvasSessions{node: n, store: store, cfg: cfg, sessions: map[uuid.UUID]*canvasSession{}}
+	n.Register(canvasKind, canvasNamespace{store})
+}
+
+// canvasNamespace authorises canvas channels: members read; edits come as
+// canvas frames, checked by the session, never as publications.
+type canvasNamespace struct{ store CanvasStore }
+
+func (ns canvasNamespace) Authorize(ctx context.Context, user uuid.UUID, id string, write bool) error {
+	cid, err := uuid.Parse(id)
+	if err != nil {
+		return domain.Errorf(domain.ENotFound, "Canvas not found.")
+	}
+	_, role, err := ns.store.CanvasAccess(ctx, user, cid)
+	if err != nil {
+		return err
+	}
+	if write {
+		return domain.Errorf(domain.EForbidden, "Canvas channels take canvas frames, not publications.")
+	}
+	if !role.Can(domain.ActCanvasRead) {
+		return domain.Errorf(domain.EForbidden, "Your role (%s) may not read this canvas.", role)
+	}
+	return nil
+}
+
+// canvasSession is one loaded canvas document and the writes on their way
+// to the op log.
+type canvasSession struct {
+	id  uuid.UUID
+	ch  string
+	mgr *canvasSessions
+
+	ready chan struct{} // closed once loaded (or failed: err)
+	err   error
+
+	mu            sync.Mutex
+	doc           *crdt.Doc
+	owners        map[uint64]uuid.UUID // replica -> user, as learned from writes
+	subs          int
+	idle          *time.Timer
+	sinceSnapshot int
+	lastWriter    uuid.UUID
+	broken        bool     // a write failed: the session is being unloaded
+	early         [][]byte // remote updates that arrived while loading
+
+	pmu      sync.Mutex
+	pending  []*persistReq
+	flushing bool
+	flushed  chan struct{} // closed and replaced when the queue empties
+}
+
+type persistReq struct {
+	upd    *domain.CanvasUpdate
+	client string
+	done   chan error
+}
+
+func vvToDomain(v crdt.VersionVector) domain.CanvasVersion {
+	out := make(domain.CanvasVersion, len(v))
+	for r, s := range v {
+		out[uint64(r)] = s
+	}
+	return out
+}
+
+func vvFromWire(v map[uint64]uint64) crdt.VersionVector {
+	out := make(crdt.VersionVector, len(v))
+	for r, s := range v {
+		out[crdt.ReplicaID(r)] = s
+	}
+	return out
+}
+
+// acquire returns the loaded session of canvas id, loading it on first use,
+// and counts one more subscriber.
+func (m *canvasSessions) acquire(ctx context.Context, user, id uuid.UUID) (*canvasSession, error) {
+	m.mu.Lock()
+	s := m.sessions[id]
+	if s == nil {
+		s = &canvasSession{id: id, ch: canvasKind + ":" + id.String(), mgr: m, ready: make(chan struct{}),
+			owners: map[uint64]uuid.UUID{}, flushed: make(chan struct{})}
+		m.sessions[id] = s
+		go s.load(context.WithoutCancel(ctx), user)
+	}
+	s.mu.Lock()
+	s.subs++
+	if s.idle != nil {
+		s.idle.Stop()
+		s.idle = nil
+	}
+	s.mu.Unlock()
+	m.mu.Unlock()
+	select {
+	case <-s.ready:
+	case <-ctx.Done():
+		m.release(s)
+		return nil, ctx.Err()
+	}
+	if s.err != nil {
+		m.release(s)
+		return nil, s.err
+	}
+	return s, nil
+}
+
+// load reads the latest snapshot and the later op log entries.
+func (s *canvasSession) load(ctx context.Context, user uuid.UUID) {
+	defer close(s.ready)
+	start := time.Now()
+	snap, updates, err := s.mgr.store.LoadCanvas(ctx, user, s.id)
+	if err != nil {
+		s.fail(err)
+		return
+	}
+	schema := s.mgr.cfg.Schema
+	var doc *crdt.Doc
+	if snap != nil {
+		doc, err = crdt.Load(serverReplica, schema, snap.Data)
+		if err != nil {
+			s.fail(fmt.Errorf("canvas %s: snapshot %s: %w", s.id, snap.ID, err))
+			return
+		}
+	} else {
+		doc = crdt.NewDoc(serverReplica, schema)
+	}
+	for _, u := range updates {
+		if err := doc.Apply(u.Data); err != nil {
+			s.fail(fmt.Errorf("canvas %s: op log entry %d/%d: %w", s.id, u.Replica, u.First, err))
+			return
+		}
+		s.owners[u.Replica] = u.ActorID
+	}
+	s.mu.Lock()
+	for _, u := range s.early {
+		if err := doc.Apply(u); err != nil {
+			s.mgr.node.log.Error("canvas remote update rejected", "canvas_id", s.id, "err", err)
+		}
+	}
+	s.early = nil
+	s.doc = doc
+	s.sinceSnapshot = len(updates)
+	s.mu.Unlock()
+	s.mgr.node.metrics.canvases.Inc()
+	s.mgr.node.log.Info("canvas loaded", "canvas_id", s.id, "ops", len(updates), "snapshot", snap != nil, "took", time.Since(start))
+}
+
+// serverReplica is the replica id of the documents a node holds: they only
+// merge what clients made and never edit, so it never takes a sequence
+// number and cannot collide with a client's.
+const serverReplica crdt.ReplicaID = 1
+
+func (s *canvasSession) fail(err error) {
+	s.err = err
+	s.mgr.mu.Lock()
+	if s.mgr.sessions[s.id] == s {
+		delete(s.mgr.sessions, s.id)
+	}
+	s.mgr.mu.Unlock()
+	if domain.ErrorCode(err) == domain.EInternal {
+		s.mgr.node.log.Error("canvas load failed", "canvas_id", s.id, "err", err)
+	}
+}
+
+// release counts one subscriber less, and schedules the unload of a canvas
+// nobody watches.
+func (m *canvasSessions) release(s *canvasSession) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs--
+	if s.subs == 0 && s.err == nil {
+		s.idle = time.AfterFunc(m.cfg.IdleTimeout, func() { m.unloadIdle(s) })
+	}
+}
+
+func (m *canvasSessions) unloadIdle(s *canvasSession) {
+	m.mu.Lock()
+	s.mu.Lock()
+	idle := s.subs == 0 && m.sessions[s.id] == s
+	if idle {
+		delete(m.sessions, s.id)
+	}
+	s.mu.Unlock()
+	m.mu.Unlock()
+	if idle {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s.close(ctx)
+	}
+}
+
+// close waits for queued writes, takes a final snapshot if anything changed
+// since the last one, and forgets the document.
+func (s *canvasSession) close(ctx context.Context) error {
+	s.waitFlushed(ctx)
+	err := s.snapshot(ctx, true)
+	s.mgr.node.metrics.canvases.Dec()
+	s.mgr.node.log.Info("canvas unloaded", "canvas_id", s.id)
+	return err
+}
+
+func (m *canvasSessions) closeAll(ctx context.Context) error {
+	m.mu.Lock()
+	all := make([]*canvasSession, 0, len(m.sessions))
+	for id, s := range m.sessions {
+		select {
+		case <-s.ready:
+			if s.err == nil {
+				all = append(all, s)
+			}
+		default:
+		}
+		delete(m.sessions, id)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, s := range all {
+		s.mu.Lock()
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+		s.mu.Unlock()
+		errs = append(errs, s.close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// subscribe syncs a client to a canvas: it sends what the client's version
+// vector lacks (or a full snapshot), then the client goes live.
+func (m *canvasSessions) subscribe(ctx context.Context, c *Client, sub *subscription, id string, f *Frame) error {
+	cid, _ := uuid.Parse(id) // Authorize parsed it already
+	_, role, err := m.store.CanvasAccess(ctx, c.user, cid)
+	if err != nil {
+		c.dropSub(ctx, f.Channel)
+		return err
+	}
+	if f.Replica != 0 && (f.Replica <= uint64(serverReplica) || f.Replica >= 1<<53) {
+		c.dropSub(ctx, f.Channel)
+		return domain.Errorf(domain.EInvalid, "replica must be between 2 and 2^53-1.")
+	}
+	s, err := m.acquire(ctx, c.user, cid)
+	if err != nil {
+		c.dropSub(ctx, f.Channel)
+		return err
+	}
+	c.mu.Lock()
+	sub.canvasSession, sub.role, sub.replica = s, role, f.Replica
+	c.mu.Unlock()
+
+	reply := &Frame{Type: TypeOK, ID: f.ID, Replica: f.Replica}
+	s.mu.Lock()
+	if owner, ok := s.owners[f.Replica]; ok && f.Replica != 0 && owner != c.user {
+		s.mu.Unlock()
+		c.dropSub(ctx, f.Channel)
+		return domain.Errorf(domain.EConflict, "Replica %d belongs to another user; pick a new random replica id.", f.Replica)
+	}
+	if f.Version != nil {
+		reply.Update, err = s.doc.DiffSince(vvFromWire(f.Version))
+	}
+	if f.Version == nil || errors.Is(err, crdt.ErrSnapshotRequired) {
+		reply.Update, reply.Snapshot, err = s.doc.Snapshot(), true, nil
+	}
+	reply.Version = vvToWire(s.doc.Version())
+	s.mu.Unlock()
+	if err != nil {
+		c.dropSub(ctx, f.Channel)
+		return fmt.Errorf("canvas %s: diff: %w", cid, err)
+	}
+	c.goLive(sub, reply)
+	return nil
+}
+
+func vvToWire(v crdt.VersionVector) map[uint64]uint64 {
+	out := make(map[uint64]uint64, len(v))
+	for r, s := range v {
+		out[uint64(r)] = s
+	}
+	return out
+}
+
+// canvasCmd handles a canvas frame: validate a client's update against the
+// schema and the client's role, apply it, make it durable, acknowledge it,
+// then broadcast it.
+func (c *Client) canvasCmd(ctx context.Context, f *Frame) error {
+	c.mu.Lock()
+	sub := c.subs[f.Channel]
+	c.mu.Unlock()
+	if sub == nil || sub.canvasSession == nil {
+		return domain.Errorf(domain.EInvalid, "Subscribe to %q before editing it.", truncate(f.Channel, 64))
+	}
+	if !sub.role.Can(domain.ActCanvasWrite) {
+		return domain.Errorf(domain.EForbidden, "Your role (%s) may not edit this canvas.", sub.role)
+	}
+	if sub.replica == 0 {
+		return domain.Errorf(domain.EInvalid, "Subscribe with a replica id to edit.")
+	}
+	return sub.canvasSession.write(ctx, c, sub.replica, f)
+}
+
+func (s *canvasSession) write(ctx context.Context, c *Client, replica uint64, f *Frame) error {
+	start := time.Now()
+	u, err := crdt.DecodeUpdate(f.Update)
+	if err != nil || len(u.Ops) == 0 {
+		return domain.Errorf(domain.EInvalid, "Not a valid canvas update: %v", errOr(err, "no operations"))
+	}
+	first, last := u.Ops[0].ID.Seq, uint64(0)
+	for i := range u.Ops {
+		op := &u.Ops[i]
+		if uint64(op.ID.Replica) != replica {
+			return domain.Errorf(domain.EForbidden, "An update may hold only the operations of your replica (%d).", replica)
+		}
+		if last != 0 && op.ID.Seq != last+1 {
+			return domain.Errorf(domain.EInvalid, "The operations of an update must take consecutive sequence numbers.")
+		}
+		last = op.ID.Seq + op.Span() - 1
+	}
+
+	s.mu.Lock()
+	if s.broken {
+		s.mu.Unlock()
+		return domain.Errorf(domain.EUnavailable, "The canvas is reloading; subscribe again.")
+	}
+	if owner, ok := s.owners[replica]; ok && owner != c.user {
+		s.mu.Unlock()
+		return domain.Errorf(domain.EConflict, "Replica %d belongs to another user.", replica)
+	}
+	have := s.doc.Version()[crdt.ReplicaID(replica)]
+	if last <= have {
+		s.mu.Unlock()
+		c.send(&Frame{Type: TypeOK, ID: f.ID})
+		return nil // a resend of what is applied already
+	}
+	if first != have+1 {
+		s.mu.Unlock()
+		return domain.Errorf(domain.EConflict, "Out of order: the canvas has your operations up to %d; send from %d.", have, have+1).
+			WithDetail("expected_seq", have+1)
+	}
+	if err := s.doc.ApplyUpdate(u); err != nil {
+		s.mu.Unlock()
+		return domain.Errorf(domain.EInvalid, "Update rejected: %v", err)
+	}
+	s.owners[replica] = c.user
+	s.sinceSnapshot++
+	s.lastWriter = c.user
+	s.mgr.node.metrics.opApply.Observe(time.Since(start).Seconds())
+	req := &persistReq{
+		upd: &domain.CanvasUpdate{CanvasID: s.id, Replica: replica, First: first, Last: last,
+			Data: f.Update, ActorID: c.user, At: time.Now().UTC()},
+		client: c.id,
+		done:   make(chan error, 1),
+	}
+	s.enqueue(req)
+	s.mu.Unlock()
+
+	select {
+	case err = <-req.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err != nil {
+		return err
+	}
+	s.mgr.node.metrics.opPersist.Observe(time.Since(start).Seconds())
+	c.send(&Frame{Type: TypeOK, ID: f.ID})
+	return nil
+}
+
+func errOr(err error, s string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return s
+}
+
+// enqueue adds a write to the persistence queue, starting the flusher if
+// it is idle. Called with s.mu held, so the queue is in apply order.
+func (s *canvasSession) enqueue(r *persistReq) {
+	s.pmu.Lock()
+	s.pending = append(s.pending, r)
+	start := !s.flushing
+	s.flushing = true
+	s.pmu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
+// flush writes queued updates to the op log in batches (group commit):
+// while one batch is being written, the next accumulates. After each batch
+// it acknowledges the writers and publishes the updates in order.
+func (s *canvasSession) flush() {
+	ctx := context.Background()
+	for {
+		s.pmu.Lock()
+		batch := s.pending
+		s.pending = nil
+		if len(batch) == 0 {
+			s.flushing = false
+			close(s.flushed)
+			s.flushed = make(chan struct{})
+			s.pmu.Unlock()
+			s.maybeSnapshot(ctx)
+			return
+		}
+		s.pmu.Unlock()
+
+		ups := make([]*domain.CanvasUpdate, len(batch))
+		for i, r := range batch {
+			ups[i] = r.upd
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.mgr.store.AppendCanvasUpdates(wctx, s.id, ups)
+		cancel()
+		if err != nil {
+			s.broke(err, batch)
+			continue
+		}
+		for _, r := range batch {
+			r.done <- nil
+		}
+		for _, r := range batch {
+			data, _ := marshal(r.upd.Data)
+			if _, err := s.mgr.node.publish(ctx, s.ch, &Publication{Data: data, Client: r.client, User: r.upd.ActorID.String()}); err != nil {
+				s.mgr.node.log.Error("canvas broadcast", "canvas_id", s.id, "err", err)
+			}
+		}
+	}
+}
+
+// broke handles a failed write: the document holds updates the op log does
+// not, so the session is dropped and every subscriber is told to resync
+// (a reload from the store follows on the next subscribe). The writers get
+// the error and resend.
+func (s *canvasSession) broke(err error, batch []*persistReq) {
+	code := domain.ErrorCode(err)
+	if code == domain.EInternal {
+		s.mgr.node.log.Error("canvas write failed", "canvas_id", s.id, "err", err)
+		err = domain.Errorf(domain.EUnavailable, "Could not save the update; resend it after resubscribing.")
+	}
+	s.mu.Lock()
+	s.broken = true
+	s.mu.Unlock()
+	for _, r := range batch {
+		r.done <- err
+	}
+	s.pmu.Lock()
+	rest := s.pending
+	s.pending = nil
+	s.pmu.Unlock()
+	for _, r := range rest {
+		r.done <- domain.Errorf(domain.EUnavailable, "Could not save the update; resend it after resubscribing.")
+	}
+	s.mgr.mu.Lock()
+	if s.mgr.sessions[s.id] == s {
+		delete(s.mgr.sessions, s.id)
+		s.mgr.node.metrics.canvases.Dec()
+	}
+	s.mgr.mu.Unlock()
+	s.mgr.node.hub.each(s.ch, func(sub *subscription) { s.mgr.node.resetSub(sub, "canvas reloading after a failed write") })
+}
+
+func (s *canvasSession) waitFlushed(ctx context.Context) {
+	s.pmu.Lock()
+	busy, ch := s.flushing, s.flushed
+	s.pmu.Unlock()
+	if !busy {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+// maybeSnapshot takes a periodic snapshot once enough updates accumulated.
+func (s *canvasSession) maybeSnapshot(ctx context.Context) {
+	s.mu.Lock()
+	due := s.sinceSnapshot >= s.mgr.cfg.SnapshotEvery
+	s.mu.Unlock()
+	if due {
+		if err := s.snapshot(ctx, false); err != nil {
+			s.mgr.node.log.Warn("canvas snapshot", "canvas_id", s.id, "err", err)
+		}
+	}
+}
+
+// snapshot stores the document and compacts the op log below it. It is
+// taken only when every applied update is durable (no write is queued), so
+// a snapshot never holds an update the op log lost.
+func (s *canvasSession) snapshot(ctx context.Context, final bool) error {
+	s.mu.Lock()
+	s.pmu.Lock()
+	queued := len(s.pending) > 0 || (s.flushing && !final)
+	s.pmu.Unlock()
+	if s.broken || s.sinceSnapshot == 0 || (queued && !final) || s.lastWriter == uuid.Nil {
+		s.mu.Unlock()
+		return nil
+	}
+	data, vv, actor := s.doc.Snapshot(), vvToDomain(s.doc.Version()), s.lastWriter
+	n := s.sinceSnapshot
+	s.sinceSnapshot = 0
+	s.mu.Unlock()
+	start := time.Now()
+	err := s.mgr.store.SaveCanvasSnapshot(ctx, actor, s.id, vv, data)
+	if err != nil {
+		s.mu.Lock()
+		s.sinceSnapshot += n
+		s.mu.Unlock()
+		return err
+	}
+	s.mgr.node.log.Info("canvas snapshot", "canvas_id", s.id, "bytes", len(data), "updates", n, "took", time.Since(start))
+	return nil
+}
+
+// remote applies an update that another node accepted and persisted.
+func (m *canvasSessions) remote(ch string, pub *Publication) {
+	id, err := uuid.Parse(ch[len(canvasKind)+1:])
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	s := m.sessions[id]
+	m.mu.Unlock()
+	if s == nil {
+		return
+	}
+	var data []byte
+	if err := unmarshal(pub.Data, &data); err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		return
+	}
+	if s.doc == nil {
+		// Still loading: the op log read may or may not include it.
+		s.early = append(s.early, data)
+		return
+	}
+	if err := s.doc.Apply(data); err != nil {
+		m.node.log.Error("canvas remote update rejected", "canvas_id", id, "err", err)
+	}
+}
