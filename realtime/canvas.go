@@ -23,6 +23,8 @@ type CanvasStore interface {
 	LoadCanvas(ctx context.Context, actor, id uuid.UUID) (*domain.CanvasSnapshot, []*domain.CanvasUpdate, error)
 	AppendCanvasUpdates(ctx context.Context, canvasID uuid.UUID, us []*domain.CanvasUpdate) error
 	SaveCanvasSnapshot(ctx context.Context, actor, canvasID uuid.UUID, v domain.CanvasVersion, data []byte) error
+	SaveCanvasVersion(ctx context.Context, actor, canvasID uuid.UUID, name string, v domain.CanvasVersion, data []byte) (*domain.CanvasSnapshot, error)
+	CanvasVersionByID(ctx context.Context, actor, canvasID, versionID uuid.UUID) (*domain.CanvasSnapshot, error)
 }
 
 // CanvasConfig tunes canvas sessions.
@@ -354,8 +356,19 @@ func (c *Client) canvasCmd(ctx context.Context, f *Frame) error {
 }
 
 func (s *canvasSession) write(ctx context.Context, c *Client, replica uint64, f *Frame) error {
+	if err := s.submit(ctx, c.user, c.id, replica, f.Update); err != nil {
+		return err
+	}
+	c.send(&Frame{Type: TypeOK, ID: f.ID})
+	return nil
+}
+
+// submit validates an update of one replica made for user, applies it,
+// and returns once it is durable (it is broadcast right after). A resend of
+// what the document has already is accepted and changes nothing.
+func (s *canvasSession) submit(ctx context.Context, user uuid.UUID, client string, replica uint64, update []byte) error {
 	start := time.Now()
-	u, err := crdt.DecodeUpdate(f.Update)
+	u, err := crdt.DecodeUpdate(update)
 	if err != nil || len(u.Ops) == 0 {
 		return domain.Errorf(domain.EInvalid, "Not a valid canvas update: %v", errOr(err, "no operations"))
 	}
@@ -376,14 +389,13 @@ func (s *canvasSession) write(ctx context.Context, c *Client, replica uint64, f 
 		s.mu.Unlock()
 		return domain.Errorf(domain.EUnavailable, "The canvas is reloading; subscribe again.")
 	}
-	if owner, ok := s.owners[replica]; ok && owner != c.user {
+	if owner, ok := s.owners[replica]; ok && owner != user {
 		s.mu.Unlock()
 		return domain.Errorf(domain.EConflict, "Replica %d belongs to another user.", replica)
 	}
 	have := s.doc.Version()[crdt.ReplicaID(replica)]
 	if last <= have {
 		s.mu.Unlock()
-		c.send(&Frame{Type: TypeOK, ID: f.ID})
 		return nil // a resend of what is applied already
 	}
 	if first != have+1 {
@@ -395,14 +407,14 @@ func (s *canvasSession) write(ctx context.Context, c *Client, replica uint64, f 
 		s.mu.Unlock()
 		return domain.Errorf(domain.EInvalid, "Update rejected: %v", err)
 	}
-	s.owners[replica] = c.user
+	s.owners[replica] = user
 	s.sinceSnapshot++
-	s.lastWriter = c.user
+	s.lastWriter = user
 	s.mgr.node.metrics.opApply.Observe(time.Since(start).Seconds())
 	req := &persistReq{
 		upd: &domain.CanvasUpdate{CanvasID: s.id, Replica: replica, First: first, Last: last,
-			Data: f.Update, ActorID: c.user, At: time.Now().UTC()},
-		client: c.id,
+			Data: update, ActorID: user, At: time.Now().UTC()},
+		client: client,
 		done:   make(chan error, 1),
 	}
 	s.enqueue(req)
@@ -417,7 +429,6 @@ func (s *canvasSession) write(ctx context.Context, c *Client, replica uint64, f 
 		return err
 	}
 	s.mgr.node.metrics.opPersist.Observe(time.Since(start).Seconds())
-	c.send(&Frame{Type: TypeOK, ID: f.ID})
 	return nil
 }
 
