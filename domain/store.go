@@ -118,6 +118,7 @@ type Tx interface {
 	TokenStore
 	WorkspaceStore
 	ProjectStore
+	CanvasStore
 	AuditStore
 }
 

@@ -34,6 +34,7 @@ type Store struct {
 	projects       map[uuid.UUID]*domain.Project
 	projectMembers map[memberKey]*domain.Member
 	audit          []*domain.AuditEvent
+	canvasData
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -49,6 +50,7 @@ func New() *Store {
 		wsMembers:      map[memberKey]*domain.Member{},
 		projects:       map[uuid.UUID]*domain.Project{},
 		projectMembers: map[memberKey]*domain.Member{},
+		canvasData:     newCanvasData(),
 	}
 }
 
@@ -436,9 +438,16 @@ func (t *tx) UpdateProject(_ context.Context, p *domain.Project) error {
 	return nil
 }
 
-func (t *tx) DeleteProject(_ context.Context, id uuid.UUID) error {
+func (t *tx) DeleteProject(ctx context.Context, id uuid.UUID) error {
 	if _, ok := t.s.projects[id]; !ok {
 		return notFound("Project")
+	}
+	for cid, c := range t.s.canvases {
+		if c.ProjectID == id {
+			if err := t.DeleteCanvas(ctx, cid); err != nil {
+				return err
+			}
+		}
 	}
 	for k := range t.s.projectMembers {
 		if k.scope == id {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,10 @@ var tenantTables = []struct{ name, key string }{
 	{"projects", "id::text"},
 	{"project_members", "project_id || '/' || user_id"},
 	{"audit_events", "id::text"},
+	{"canvases", "id::text"},
+	{"canvas_replicas", "canvas_id || '/' || replica"},
+	{"canvas_updates", "canvas_id || '/' || replica || '/' || first_seq"},
+	{"canvas_snapshots", "id::text"},
 }
 
 // tenant is one user's corner of the database, written through the store as
@@ -46,6 +51,8 @@ type tenant struct {
 	wsEvent     *domain.AuditEvent // inside the workspace
 	ownEvent    *domain.AuditEvent // outside any workspace
 	projEvent   *domain.AuditEvent // inside the project
+	canvas      *domain.Canvas     // in the project, with replica 1 of user and 2 of guest
+	snapshots   []*domain.CanvasSnapshot
 }
 
 // rows are the keys (as tenantTables names them) of the tenant's rows.
@@ -59,6 +66,16 @@ func (tn *tenant) rows() map[string][]string {
 			tn.project.ID.String() + "/" + tn.guest.ID.String(),
 		},
 		"audit_events": {tn.wsEvent.ID.String(), tn.ownEvent.ID.String(), tn.projEvent.ID.String()},
+		"canvases":     {tn.canvas.ID.String()},
+		"canvas_replicas": {
+			tn.canvas.ID.String() + "/1",
+			tn.canvas.ID.String() + "/2",
+		},
+		"canvas_updates": {
+			tn.canvas.ID.String() + "/1/1",
+			tn.canvas.ID.String() + "/2/1",
+		},
+		"canvas_snapshots": {tn.snapshots[0].ID.String(), tn.snapshots[1].ID.String()},
 	}
 }
 
@@ -89,6 +106,24 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 			tx.AppendAudit(ctx, tn.wsEvent),
 			tx.AppendAudit(ctx, tn.ownEvent),
 			tx.AppendAudit(ctx, tn.projEvent),
+		)
+	}))
+	tn.canvas = &domain.Canvas{ID: newID(), ProjectID: tn.project.ID, Name: name, CreatedBy: u, CreatedAt: now, UpdatedAt: now}
+	tn.snapshots = []*domain.CanvasSnapshot{
+		{ID: newID(), CanvasID: tn.canvas.ID, Version: domain.CanvasVersion{1: 1}, Data: []byte("periodic"), CreatedBy: u, CreatedAt: now},
+		{ID: newID(), CanvasID: tn.canvas.ID, Name: "named", Version: domain.CanvasVersion{1: 1, 2: 1}, Data: []byte("named"), CreatedBy: u, CreatedAt: now},
+	}
+	require.NoError(t, s.InTx(ctx, u, func(tx domain.Tx) error {
+		return errors.Join(
+			tx.CreateCanvas(ctx, tn.canvas),
+			tx.ClaimCanvasReplica(ctx, tn.canvas.ID, 1, u),
+			tx.ClaimCanvasReplica(ctx, tn.canvas.ID, 2, tn.guest.ID),
+			tx.AppendCanvasUpdates(ctx, []*domain.CanvasUpdate{
+				{CanvasID: tn.canvas.ID, Replica: 1, First: 1, Last: 1, Data: []byte{1}, ActorID: u, At: now},
+				{CanvasID: tn.canvas.ID, Replica: 2, First: 1, Last: 1, Data: []byte{2}, ActorID: tn.guest.ID, At: now},
+			}),
+			tx.PutCanvasSnapshot(ctx, tn.snapshots[0]),
+			tx.PutCanvasSnapshot(ctx, tn.snapshots[1]),
 		)
 	}))
 	return tn
@@ -253,6 +288,15 @@ func TestRLSTenantIsolation(t *testing.T) {
 		code, n := sqlState(t, tx, `DELETE FROM project_members WHERE project_id = $1`, b.project.ID)
 		assert.Empty(t, code)
 		assert.Zero(t, n)
+		for _, q := range []string{
+			`UPDATE canvases SET name = 'pwned' WHERE id = $1`,
+			`DELETE FROM canvases WHERE id = $1`,
+			`DELETE FROM canvas_updates WHERE canvas_id = $1`,
+		} {
+			code, n := sqlState(t, tx, q, b.canvas.ID)
+			assert.Empty(t, code, q)
+			assert.Zero(t, n, q)
+		}
 
 		// Writing into b's tenancy is refused.
 		for _, q := range []struct {
@@ -268,6 +312,11 @@ func TestRLSTenantIsolation(t *testing.T) {
 			// Moving a's own project into b's workspace is not allowed
 			// either (no UPDATE privilege on workspace_id).
 			{`UPDATE projects SET workspace_id = $1 WHERE id = $2`, []any{b.ws.ID, a.project.ID}},
+			{`INSERT INTO canvases VALUES ($1, $2, 'x', $3, now(), now())`, []any{newID(), b.project.ID, a.user.ID}},
+			{`INSERT INTO canvas_replicas VALUES ($1, 9, $2)`, []any{b.canvas.ID, a.user.ID}},
+			{`INSERT INTO canvas_updates (canvas_id, replica, first_seq, last_seq, data, actor_id, at) VALUES ($1, 1, 9, 9, 'x', $2, now())`, []any{b.canvas.ID, b.user.ID}},
+			{`INSERT INTO canvas_snapshots (id, canvas_id, version_replicas, version_seqs, data, created_by, created_at) VALUES ($1, $2, '{}', '{}', 'x', $3, now())`, []any{newID(), b.canvas.ID, a.user.ID}},
+			{`UPDATE canvases SET project_id = $1 WHERE id = $2`, []any{b.project.ID, a.canvas.ID}},
 		} {
 			code, _ := sqlState(t, tx, q.sql, q.args...)
 			assert.Equal(t, insufficientPrivilege, code, q.sql)
@@ -317,7 +366,10 @@ func TestRLSProjectOnlyMember(t *testing.T) {
 	a := r.a
 	// A second project in a's workspace that the guest is not part of.
 	other := &domain.Project{ID: newID(), WorkspaceID: a.ws.ID, Name: "other", CreatedBy: a.user.ID, CreatedAt: now, UpdatedAt: now}
-	require.NoError(t, postgres.New(r.app).InTx(ctx, a.user.ID, func(tx domain.Tx) error { return tx.CreateProject(ctx, other) }))
+	otherCanvas := &domain.Canvas{ID: newID(), ProjectID: other.ID, Name: "other", CreatedBy: a.user.ID, CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, postgres.New(r.app).InTx(ctx, a.user.ID, func(tx domain.Tx) error {
+		return errors.Join(tx.CreateProject(ctx, other), tx.CreateCanvas(ctx, otherCanvas), tx.ClaimCanvasReplica(ctx, otherCanvas.ID, 1, a.user.ID))
+	}))
 
 	asUser(t, r.app, a.guest.ID.String(), func(tx pgx.Tx) {
 		assert.Empty(t, keys(t, tx, "workspaces", "id::text"))
@@ -328,6 +380,14 @@ func TestRLSProjectOnlyMember(t *testing.T) {
 		code, _ := sqlState(t, tx, `INSERT INTO projects (id, workspace_id, name, created_by, created_at, updated_at) VALUES ($1, $2, 'x', $3, now(), now())`,
 			newID(), a.ws.ID, a.guest.ID)
 		assert.Equal(t, insufficientPrivilege, code, "project-only members cannot create projects in the workspace")
+		for _, tt := range tenantTables {
+			if !strings.HasPrefix(tt.name, "canvas") {
+				continue
+			}
+			exp := slices.Clone(a.rows()[tt.name])
+			slices.Sort(exp)
+			assert.Equal(t, exp, keys(t, tx, tt.name, tt.key), "%s: the project's canvases, not the other project's", tt.name)
+		}
 	})
 }
 
@@ -389,6 +449,57 @@ func TestRLSAuditInsert(t *testing.T) {
 			assert.Equal(t, domain.EInternal, domain.ErrorCode(err), "a refused write is a bug, so internal: %s", test.name)
 		}
 	}
+}
+
+// TestRLSCanvasLogImmutable checks that the application role can neither
+// change claims, op log entries and snapshots nor delete claims and
+// snapshots, even its own: only compaction deletes entries, and deleting
+// the canvas everything.
+func TestRLSCanvasLogImmutable(t *testing.T) {
+	r := newRLSDB(t)
+	a := r.a
+	asUser(t, r.app, a.user.ID.String(), func(tx pgx.Tx) {
+		for _, q := range []string{
+			`UPDATE canvas_replicas SET user_id = '` + a.guest.ID.String() + `'`,
+			`DELETE FROM canvas_replicas`,
+			`UPDATE canvas_updates SET data = 'forged'`,
+			`UPDATE canvas_updates SET actor_id = '` + a.guest.ID.String() + `' WHERE replica = 1`,
+			`UPDATE canvas_snapshots SET data = 'forged'`,
+			`DELETE FROM canvas_snapshots`,
+			`TRUNCATE canvas_updates`,
+		} {
+			code, _ := sqlState(t, tx, q)
+			assert.Equal(t, insufficientPrivilege, code, q)
+		}
+		// Entries must name the user their replica is claimed by.
+		code, _ := sqlState(t, tx, `INSERT INTO canvas_updates (canvas_id, replica, first_seq, last_seq, data, actor_id, at) VALUES ($1, 2, 5, 5, 'x', $2, now())`,
+			a.canvas.ID, a.user.ID)
+		assert.Equal(t, "23503", code, "replica 2 is the guest's") // foreign_key_violation
+		code, _ = sqlState(t, tx, `INSERT INTO canvas_updates (canvas_id, replica, first_seq, last_seq, data, actor_id, at) VALUES ($1, 1, 5, 4, 'x', $2, now())`,
+			a.canvas.ID, a.user.ID)
+		assert.Equal(t, "23514", code, "last before first") // check_violation
+		code, n := sqlState(t, tx, `DELETE FROM canvas_updates WHERE canvas_id = $1`, a.canvas.ID)
+		assert.Empty(t, code)
+		assert.Equal(t, int64(2), n, "compaction may delete the canvas's entries")
+		code, n = sqlState(t, tx, `DELETE FROM canvases WHERE id = $1`, a.canvas.ID)
+		assert.Empty(t, code)
+		assert.Equal(t, int64(1), n)
+	})
+	for table, privs := range map[string][]string{
+		"canvas_replicas":  {"UPDATE", "DELETE", "TRUNCATE"},
+		"canvas_updates":   {"UPDATE", "TRUNCATE"},
+		"canvas_snapshots": {"UPDATE", "DELETE", "TRUNCATE"},
+		"canvases":         {"TRUNCATE"},
+	} {
+		for _, priv := range privs {
+			var has bool
+			require.NoError(t, r.owner.QueryRow(ctx, `SELECT has_table_privilege('tone_app', $1, $2)`, table, priv).Scan(&has))
+			assert.False(t, has, "%s %s", priv, table)
+		}
+	}
+	var moves bool
+	require.NoError(t, r.owner.QueryRow(ctx, `SELECT has_column_privilege('tone_app', 'canvases', 'project_id', 'UPDATE')`).Scan(&moves))
+	assert.False(t, moves, "a canvas never moves to another project")
 }
 
 func TestRLSBadSettingFails(t *testing.T) {

@@ -283,3 +283,79 @@ func TestCoMembersAnswersOnlyForTheActor(t *testing.T) {
 		assert.False(t, ok, "a third party learns nothing")
 	}
 }
+
+// TestCanvasInvisibleIsNotFound checks that under row-level security
+// another tenant's canvas reads as absent through every CanvasStore method,
+// and that writing to it is refused the same way without changing it.
+func TestCanvasInvisibleIsNotFound(t *testing.T) {
+	r := newRLSDB(t)
+	s := postgres.New(r.app)
+	a, b := r.a, r.b
+	bc := b.canvas.ID
+	require.NoError(t, s.InTx(ctx, a.user.ID, func(tx domain.Tx) error {
+		_, err := tx.CanvasByID(ctx, bc)
+		codeOf(t, domain.ENotFound, err)
+		for _, exclusive := range []bool{false, true} {
+			_, err = tx.LockCanvas(ctx, bc, exclusive)
+			codeOf(t, domain.ENotFound, err)
+		}
+		cs, err := tx.ListCanvases(ctx, b.project.ID, domain.Page{})
+		require.NoError(t, err)
+		assert.Empty(t, cs)
+		us, err := tx.CanvasUpdatesSince(ctx, bc, nil)
+		require.NoError(t, err)
+		assert.Empty(t, us)
+		_, err = tx.LatestCanvasSnapshot(ctx, bc)
+		codeOf(t, domain.ENotFound, err)
+		vs, err := tx.ListCanvasVersions(ctx, bc, domain.Page{})
+		require.NoError(t, err)
+		assert.Empty(t, vs)
+		_, err = tx.CanvasVersionByID(ctx, bc, b.snapshots[1].ID)
+		codeOf(t, domain.ENotFound, err)
+
+		renamed := *b.canvas
+		renamed.Name = "pwned"
+		codeOf(t, domain.ENotFound, tx.UpdateCanvas(ctx, &renamed))
+		codeOf(t, domain.ENotFound, tx.DeleteCanvas(ctx, bc))
+		codeOf(t, domain.ENotFound, tx.ClaimCanvasReplica(ctx, bc, 1, a.user.ID), "a claimed replica")
+		codeOf(t, domain.ENotFound, tx.ClaimCanvasReplica(ctx, bc, 9, a.user.ID), "a free replica")
+		codeOf(t, domain.ENotFound, tx.AppendCanvasUpdates(ctx, []*domain.CanvasUpdate{
+			{CanvasID: bc, Replica: 1, First: 9, Last: 9, Data: []byte{9}, ActorID: b.user.ID, At: now},
+		}))
+		// A batch touching a visible and an invisible canvas writes neither.
+		codeOf(t, domain.ENotFound, tx.AppendCanvasUpdates(ctx, []*domain.CanvasUpdate{
+			{CanvasID: a.canvas.ID, Replica: 1, First: 9, Last: 9, Data: []byte{9}, ActorID: a.user.ID, At: now},
+			{CanvasID: bc, Replica: 1, First: 9, Last: 9, Data: []byte{9}, ActorID: b.user.ID, At: now},
+		}))
+		require.NoError(t, tx.CompactCanvasUpdates(ctx, bc, domain.CanvasVersion{1: 100, 2: 100}))
+		codeOf(t, domain.ENotFound, tx.PutCanvasSnapshot(ctx, &domain.CanvasSnapshot{ID: newID(), CanvasID: bc, Data: []byte{1}, CreatedBy: a.user.ID, CreatedAt: now}))
+		codeOf(t, domain.EConflict, tx.PutCanvasSnapshot(ctx, &domain.CanvasSnapshot{ID: b.snapshots[0].ID, CanvasID: a.canvas.ID, Data: []byte{1}, CreatedBy: a.user.ID, CreatedAt: now}),
+			"ids are unique across tenants, like every primary key")
+		codeOf(t, domain.ENotFound, tx.CreateCanvas(ctx, &domain.Canvas{ID: newID(), ProjectID: b.project.ID, Name: "x", CreatedBy: a.user.ID, CreatedAt: now, UpdatedAt: now}))
+		// The transaction is still usable after all those refusals.
+		mine, err := tx.CanvasUpdatesSince(ctx, a.canvas.ID, nil)
+		require.NoError(t, err)
+		assert.Len(t, mine, 2)
+		return nil
+	}))
+	// Nothing of b's changed.
+	for _, q := range []struct {
+		sql  string
+		want int
+	}{
+		{`SELECT count(*) FROM canvases WHERE id = $1`, 1},
+		{`SELECT count(*) FROM canvas_replicas WHERE canvas_id = $1`, 2},
+		{`SELECT count(*) FROM canvas_updates WHERE canvas_id = $1`, 2},
+		{`SELECT count(*) FROM canvas_snapshots WHERE canvas_id = $1`, 2},
+	} {
+		var n int
+		require.NoError(t, r.owner.QueryRow(ctx, q.sql, bc).Scan(&n))
+		assert.Equal(t, q.want, n, q.sql)
+	}
+	var name string
+	require.NoError(t, r.owner.QueryRow(ctx, `SELECT name FROM canvases WHERE id = $1`, bc).Scan(&name))
+	assert.Equal(t, "b", name)
+	var n int
+	require.NoError(t, r.owner.QueryRow(ctx, `SELECT count(*) FROM canvas_updates WHERE canvas_id = $1`, a.canvas.ID).Scan(&n))
+	assert.Equal(t, 2, n, "the refused mixed batch wrote nothing to a's canvas either")
+}

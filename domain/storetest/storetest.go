@@ -28,7 +28,7 @@ import (
 
 // Run runs the contract suite; newStore must return an empty store.
 func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
-	for _, test := range []struct {
+	tests := []struct {
 		name string
 		fn   func(t *testing.T, s domain.Store)
 	}{
@@ -43,7 +43,8 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
 		{"CoMembers", testCoMembers},
 		{"Audit", testAudit},
 		{"Pagination", testPagination},
-	} {
+	}
+	for _, test := range append(tests, canvasTests...) {
 		t.Run(test.name, func(t *testing.T) { test.fn(t, newStore(t)) })
 	}
 }
