@@ -56,6 +56,7 @@ const (
 	ActProjectMembersManage   Action = "project.members.manage"
 	ActCanvasRead             Action = "canvas.read"
 	ActCanvasWrite            Action = "canvas.write"
+	ActCanvasDelete           Action = "canvas.delete"
 	ActAuditRead              Action = "audit.read"
 )
 
@@ -74,6 +75,7 @@ var Permissions = map[Action]Role{
 	ActProjectMembersManage:   RoleAdmin,
 	ActCanvasRead:             RoleViewer,
 	ActCanvasWrite:            RoleEditor,
+	ActCanvasDelete:           RoleAdmin,
 	ActAuditRead:              RoleAdmin,
 }
 
