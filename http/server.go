@@ -73,6 +73,7 @@ type Config struct {
 	Registry        *prometheus.Registry        // where metrics are registered and served from
 	Ready           func(context.Context) error // readiness check of stores and brokers
 	ExtraRoutes     func(r chi.Router)          // more routes under /api/v1 (realtime, ...)
+	Canvases        CanvasLive                  // live canvas documents, for versions; nil: 503
 }
 
 // DefaultConfig returns the settings used when nothing is configured.
@@ -206,6 +207,16 @@ func (s *Server) routes() {
 			r.Post("/projects/{projectID}/members", s.addProjectMember)
 			r.Patch("/projects/{projectID}/members/{userID}", s.changeProjectMember)
 			r.Delete("/projects/{projectID}/members/{userID}", s.removeProjectMember)
+			r.Get("/projects/{projectID}/canvases", s.listCanvases)
+			r.Post("/projects/{projectID}/canvases", s.createCanvas)
+
+			r.Get("/canvases/{canvasID}", s.getCanvas)
+			r.Patch("/canvases/{canvasID}", s.updateCanvas)
+			r.Delete("/canvases/{canvasID}", s.deleteCanvas)
+			r.Get("/canvases/{canvasID}/versions", s.listCanvasVersions)
+			r.Post("/canvases/{canvasID}/versions", s.saveCanvasVersion)
+			r.Get("/canvases/{canvasID}/versions/{versionID}", s.getCanvasVersion)
+			r.Post("/canvases/{canvasID}/versions/{versionID}/restore", s.restoreCanvasVersion)
 		})
 		if s.cfg.ExtraRoutes != nil {
 			s.cfg.ExtraRoutes(r)

@@ -312,10 +312,10 @@ func (m *canvasSessions) subscribe(ctx context.Context, c *Client, sub *subscrip
 		c.dropSub(ctx, f.Channel)
 		return domain.Errorf(domain.EConflict, "Replica %d belongs to another user; pick a new random replica id.", f.Replica)
 	}
-	if f.Version != nil {
+	if len(f.Version) > 0 {
 		reply.Update, err = s.doc.DiffSince(vvFromWire(f.Version))
 	}
-	if f.Version == nil || errors.Is(err, crdt.ErrSnapshotRequired) {
+	if len(f.Version) == 0 || errors.Is(err, crdt.ErrSnapshotRequired) {
 		reply.Update, reply.Snapshot, err = s.doc.Snapshot(), true, nil
 	}
 	reply.Version = vvToWire(s.doc.Version())

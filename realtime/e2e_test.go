@@ -504,7 +504,9 @@ func TestSlowClient(t *testing.T) {
 }
 
 func TestPresence(t *testing.T) {
-	e := newEnv(t, func(c *realtime.Config, _ *domain.Config, _ *realtime.MemoryBroker) { c.PresenceInterval = 50 * time.Millisecond })
+	e := newEnv(t, func(c *realtime.Config, _ *domain.Config, _ *realtime.MemoryBroker) {
+		c.PresenceInterval = 50 * time.Millisecond
+	})
 	a, aTok := e.user("a")
 	b, bTok := e.user("b")
 	pid := e.project(a, map[uuid.UUID]domain.Role{b: domain.RoleEditor})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tonehttp "github.com/tone-ai/tone/http"
+	"github.com/tone-ai/tone/realtime"
 )
 
 // envPrefix starts the environment twin of every flag: --database-url is
@@ -111,6 +112,14 @@ type serveConfig struct {
 	RateIP             tonehttp.Rate
 	RateUser           tonehttp.Rate
 	ShutdownTimeout    time.Duration
+	NodeID             string
+	HistorySize        int
+	HistoryTTL         time.Duration
+	PingInterval       time.Duration
+	OutboundQueueBytes int
+	MaxConnsPerUser    int
+	AllowedOrigins     []string
+	CanvasIdleTimeout  time.Duration
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -134,4 +143,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Var(rateFlag{&c.RateIP}, "rate-ip", "API requests allowed per client address (N/duration)")
 	fs.Var(rateFlag{&c.RateUser}, "rate-user", "API requests allowed per signed-in user (N/duration)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long shutdown waits for requests to finish")
+	rt := realtime.DefaultConfig()
+	fs.StringVar(&c.NodeID, "node-id", "", "name of this node in realtime frames and logs; empty: random")
+	fs.IntVar(&c.HistorySize, "history-size", 1000, "publications kept per realtime channel for recovery")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", 10*time.Minute, "how long an idle channel keeps its history")
+	fs.DurationVar(&c.PingInterval, "ping-interval", rt.PingInterval, "time between server pings on realtime connections")
+	fs.IntVar(&c.OutboundQueueBytes, "outbound-queue-bytes", rt.OutboundQueueBytes, "unsent bytes beyond which a slow realtime client is disconnected")
+	fs.IntVar(&c.MaxConnsPerUser, "max-connections-per-user", rt.MaxConnectionsPerUser, "realtime connections one user may hold on a node")
+	fs.Var(listFlag{&c.AllowedOrigins}, "allowed-origins", "comma-separated host patterns of other origins allowed to open realtime connections")
+	fs.DurationVar(&c.CanvasIdleTimeout, "canvas-idle-timeout", time.Minute, "how long a canvas nobody watches stays loaded")
 }

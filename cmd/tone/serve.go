@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/term"
@@ -22,6 +23,7 @@ import (
 	"github.com/tone-ai/tone/domain/postgres"
 	tonehttp "github.com/tone-ai/tone/http"
 	"github.com/tone-ai/tone/migrations"
+	"github.com/tone-ai/tone/realtime"
 )
 
 // serve runs `tone serve` until ctx is done, then shuts down gracefully.
@@ -71,6 +73,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	broker := realtime.NewMemoryBroker(cfg.HistorySize, cfg.HistoryTTL)
+	node := realtime.NewNode(realtime.Config{
+		NodeID:                cfg.NodeID,
+		PingInterval:          cfg.PingInterval,
+		OutboundQueueBytes:    cfg.OutboundQueueBytes,
+		MaxConnectionsPerUser: cfg.MaxConnsPerUser,
+		OriginPatterns:        cfg.AllowedOrigins,
+		Logger:                logger,
+	}, svc, broker, broker, realtime.NewMetrics(reg))
+	node.Register("project", realtime.ProjectNamespace{Auth: svc})
+	node.Register("flags", realtime.ServerOnlyProjectNamespace{Auth: svc})
+	node.Register("notifications", realtime.UserNamespace{})
+	node.EnableCanvas(svc, realtime.CanvasConfig{IdleTimeout: cfg.CanvasIdleTimeout})
+	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopNode()
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- node.Run(nodeCtx) }()
+
 	api := tonehttp.NewServer(svc, tonehttp.Config{
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		TrustedProxies:  cfg.TrustedProxies,
@@ -80,6 +101,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		RequestsPerUser: cfg.RateUser,
 		Logger:          logger,
 		Registry:        reg,
+		ExtraRoutes:     func(r chi.Router) { r.Get("/realtime", node.ServeHTTP) },
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -105,11 +127,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	select {
 	case err := <-errc:
 		return err
+	case err := <-nodeDone:
+		srv.Close()
+		return err
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// Realtime first: refuse new connections, tell clients to reconnect
+	// elsewhere, flush canvases; then finish the HTTP requests in flight.
+	if err := node.Shutdown(sctx); err != nil {
+		logger.Warn("realtime shutdown", "err", err)
+	}
+	stopNode()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown did not finish in time; closing connections", "err", err)
 		srv.Close()
