@@ -569,6 +569,16 @@ func (s *canvasSession) snapshot(ctx context.Context, final bool) error {
 	s.mu.Unlock()
 	start := time.Now()
 	err := s.mgr.store.SaveCanvasSnapshot(ctx, actor, s.id, vv, data)
+	if domain.ErrorCode(err) == domain.EConflict {
+		// Another node stored a snapshot with updates this one has not seen
+		// (they may be compacted away already): merge it, then save again.
+		if err = s.catchUp(ctx, actor); err == nil {
+			s.mu.Lock()
+			data, vv = s.doc.Snapshot(), vvToDomain(s.doc.Version())
+			s.mu.Unlock()
+			err = s.mgr.store.SaveCanvasSnapshot(ctx, actor, s.id, vv, data)
+		}
+	}
 	if err != nil {
 		s.mu.Lock()
 		s.sinceSnapshot += n
@@ -576,6 +586,34 @@ func (s *canvasSession) snapshot(ctx context.Context, final bool) error {
 		return err
 	}
 	s.mgr.node.log.Info("canvas snapshot", "canvas_id", s.id, "bytes", len(data), "updates", n, "took", time.Since(start))
+	return nil
+}
+
+// catchUp merges the latest stored snapshot and the op log after it into
+// the live document.
+func (s *canvasSession) catchUp(ctx context.Context, actor uuid.UUID) error {
+	snap, updates, err := s.mgr.store.LoadCanvas(ctx, actor, s.id)
+	if err != nil {
+		return err
+	}
+	var other *crdt.Doc
+	if snap != nil {
+		if other, err = crdt.Load(serverReplica, s.mgr.cfg.Schema, snap.Data); err != nil {
+			return fmt.Errorf("canvas %s: snapshot %s: %w", s.id, snap.ID, err)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if other != nil {
+		if err := s.doc.Merge(other); err != nil {
+			return fmt.Errorf("canvas %s: merge snapshot: %w", s.id, err)
+		}
+	}
+	for _, u := range updates {
+		if err := s.doc.Apply(u.Data); err != nil {
+			return fmt.Errorf("canvas %s: op log entry %d/%d: %w", s.id, u.Replica, u.First, err)
+		}
+	}
 	return nil
 }
 

@@ -1,6 +1,10 @@
 package realtime_test
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,4 +265,67 @@ func TestCanvasVersions(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 	assert.Equal(t, "before", list[0].Name)
+}
+
+// secondNode starts another node over the same store with a broker of its
+// own, so the two nodes do not see each other's updates live: only through
+// the store.
+func (e *env) secondNode(cfg realtime.CanvasConfig) *env {
+	e.t.Helper()
+	broker := realtime.NewMemoryBroker(100, time.Minute)
+	node := realtime.NewNode(realtime.Config{NodeID: "n2"}, e.svc, broker, broker, nil)
+	node.EnableCanvas(e.svc, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { node.Run(ctx); close(done) }()
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/realtime", node)
+	srv := httptest.NewServer(mux)
+	e.t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		node.Shutdown(sctx)
+		srv.Close()
+		cancel()
+		<-done
+	})
+	return &env{t: e.t, svc: e.svc, broker: broker, node: node, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/v1/realtime"}
+}
+
+// TestCanvasSnapshotConflict: a node whose document misses what another
+// node snapshotted merges the stored state before its own snapshot, so no
+// update is lost to compaction.
+func TestCanvasSnapshotConflict(t *testing.T) {
+	e := newEnv(t)
+	cfg := realtime.CanvasConfig{IdleTimeout: 100 * time.Millisecond, SnapshotEvery: 3}
+	e.node.EnableCanvas(e.svc, cfg)
+	e2 := e.secondNode(cfg)
+	a, aTok := e.user("a")
+	pid := e.project(a, nil)
+	cid := e.canvas(a, pid)
+
+	on1 := join(t, e, aTok, cid, 1<<40+1)
+	on2 := join(t, e2, aTok, cid, 1<<40+2)
+	key, _ := crdt.KeyBetween("", "")
+	id1, u, err := on1.doc.Create("rect", crdt.Root, key, nil)
+	require.NoError(t, on1.send(u, err))
+	for i := range 4 {
+		require.NoError(t, on1.send(on1.doc.Set(id1, crdt.Props{"x": crdt.Number(float64(i))})))
+	}
+	k2, _ := crdt.KeyBetween(key, "")
+	id2, u, err := on2.doc.Create("ellipse", crdt.Root, k2, nil)
+	require.NoError(t, on2.send(u, err))
+	for i := range 4 {
+		require.NoError(t, on2.send(on2.doc.Set(id2, crdt.Props{"y": crdt.Number(float64(i))})))
+	}
+	on1.conn.Close()
+	on2.conn.Close()
+	time.Sleep(500 * time.Millisecond) // both unload, with final snapshots
+
+	got := serverDoc(t, e, aTok, cid)
+	x, _ := got.Get(id1, "x")
+	y, _ := got.Get(id2, "y")
+	assert.Equal(t, 3.0, x.Float())
+	assert.Equal(t, 3.0, y.Float())
+	assert.ElementsMatch(t, []crdt.ID{id1, id2}, got.Children(crdt.Root))
 }

@@ -382,12 +382,14 @@ func (c *Client) drain(d time.Duration) {
 func (c *Client) cleanup() {
 	c.close(websocket.StatusNormalClosure, "")
 	c.mu.Lock()
-	subs := c.subs
-	c.subs = map[string]*subscription{}
+	chs := make([]string, 0, len(c.subs))
+	for ch := range c.subs {
+		chs = append(chs, ch)
+	}
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for ch := range subs {
+	for _, ch := range chs {
 		c.dropSub(ctx, ch)
 	}
 	c.node.removeClient(c)
