@@ -171,7 +171,7 @@ func TestCanvasBadUpdates(t *testing.T) {
 	_, err = eb.conn.Request(ctx, &realtime.Frame{Type: realtime.TypeCanvas, Channel: eb.ch, Update: u1})
 	assert.Equal(t, domain.EForbidden, code(t, err), "ops of another replica")
 	other := e.dial(bTok)
-	_, err = other.Request(ctx, &realtime.Frame{Type: realtime.TypeSubscribe, Channel: ea.ch, Replica: 1 << 40 + 1})
+	_, err = other.Request(ctx, &realtime.Frame{Type: realtime.TypeSubscribe, Channel: ea.ch, Replica: 1<<40 + 1})
 	assert.Equal(t, domain.EConflict, code(t, err), "a replica belongs to its first writer")
 	_, err = other.Request(ctx, &realtime.Frame{Type: realtime.TypeCanvas, Channel: ea.ch, Update: u1})
 	assert.Equal(t, domain.EInvalid, code(t, err), "not subscribed")
