@@ -21,9 +21,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tone-ai/tone/crdt"
 	"github.com/tone-ai/tone/domain"
 	"github.com/tone-ai/tone/domain/postgres/pgtest"
 	"github.com/tone-ai/tone/migrations"
+	"github.com/tone-ai/tone/realtime"
+	"github.com/tone-ai/tone/realtime/rtclient"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's logger and the test.
@@ -161,6 +164,10 @@ func TestServePostgresRestart(t *testing.T) {
 
 	base, stop, _ := startServer(t, args...)
 	ws, ann := walkThrough(t, base)
+	projects := ann.do("GET", "/workspaces/"+ws+"/projects", nil, 200)["items"].([]any)
+	pid := projects[0].(map[string]any)["id"].(string)
+	cid := ann.do("POST", "/projects/"+pid+"/canvases", map[string]string{"name": "Board"}, 201)["id"].(string)
+	elem, want := editCanvas(t, base, ann.token, cid)
 	require.NoError(t, stop())
 
 	base, stop, logs := startServer(t, args...)
@@ -168,10 +175,60 @@ func TestServePostgresRestart(t *testing.T) {
 	got := ann.do("GET", "/workspaces/"+ws, nil, 200)
 	assert.Equal(t, "Acme", got["name"])
 	assert.Equal(t, "owner", got["role"])
-	projects := ann.do("GET", "/workspaces/"+ws+"/projects", nil, 200)["items"].([]any)
+	projects = ann.do("GET", "/workspaces/"+ws+"/projects", nil, 200)["items"].([]any)
 	require.Len(t, projects, 1)
+	doc := loadCanvas(t, base, ann.token, cid)
+	assert.Equal(t, want.Snapshot(), doc.Snapshot(), "the canvas is intact after a restart")
+	fill, _ := doc.Get(elem, "fill")
+	assert.Equal(t, "#123456", fill.Str())
 	require.NoError(t, stop())
 	assert.NotContains(t, logs.String(), "ephemeral")
+}
+
+func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/api/v1/realtime" }
+
+// editCanvas connects to the realtime endpoint, makes a few acknowledged
+// edits to a canvas, and returns an element and the editor's document.
+func editCanvas(t *testing.T, base, token, canvas string) (crdt.ID, *crdt.Doc) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := rtclient.Dial(ctx, wsURL(base), token, rtclient.Options{})
+	require.NoError(t, err)
+	defer c.Close()
+	const replica = 1<<40 + 7
+	r, err := c.Request(ctx, &realtime.Frame{Type: realtime.TypeSubscribe, Channel: "canvas:" + canvas, Replica: replica})
+	require.NoError(t, err)
+	doc, err := crdt.Load(replica, crdt.DefaultSchema(), r.Update)
+	require.NoError(t, err)
+	send := func(u []byte, err error) {
+		require.NoError(t, err)
+		_, err = c.Request(ctx, &realtime.Frame{Type: realtime.TypeCanvas, Channel: "canvas:" + canvas, Update: u})
+		require.NoError(t, err)
+	}
+	key, err := crdt.KeyBetween("", "")
+	require.NoError(t, err)
+	id, u, err := doc.Create("sticky", crdt.Root, key, crdt.Props{"text": crdt.String("ship it")})
+	send(u, err)
+	for i := range 3 {
+		send(doc.Set(id, crdt.Props{"x": crdt.Number(float64(i * 10))}))
+	}
+	send(doc.Set(id, crdt.Props{"fill": crdt.String("#123456")}))
+	return id, doc
+}
+
+// loadCanvas returns the document a new subscriber gets.
+func loadCanvas(t *testing.T, base, token, canvas string) *crdt.Doc {
+	t.Helper()
+	ctx := context.Background()
+	c, err := rtclient.Dial(ctx, wsURL(base), token, rtclient.Options{})
+	require.NoError(t, err)
+	defer c.Close()
+	r, err := c.Request(ctx, &realtime.Frame{Type: realtime.TypeSubscribe, Channel: "canvas:" + canvas})
+	require.NoError(t, err)
+	require.True(t, r.Snapshot)
+	doc, err := crdt.Load(1<<40+8, crdt.DefaultSchema(), r.Update)
+	require.NoError(t, err)
+	return doc
 }
 
 func TestMigrateCommand(t *testing.T) {
