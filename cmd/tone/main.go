@@ -2,6 +2,7 @@
 //
 //	tone serve       run the server (in-memory by default; PostgreSQL with --database-url)
 //	tone migrate     apply, roll back or show database migrations (up | down | status)
+//	tone loadtest    load-test a realtime server on this machine (canvas | fanout | idle)
 //	tone version     print the version
 //
 // Every flag has an environment twin: --database-url is TONE_DATABASE_URL.
@@ -41,6 +42,7 @@ const topUsage = `usage: tone <command> [flags]
 Commands:
   serve     run the server
   migrate   up | down | status: manage the PostgreSQL schema
+  loadtest  canvas | fanout | idle: load-test a server on this machine
   version   print the version
 
 Run 'tone <command> --help' for the flags of a command.
@@ -57,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, rest, stdout, stderr, nil)
 	case "migrate":
 		return migrate(ctx, rest, stdout, stderr)
+	case "loadtest":
+		return runLoadtest(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tone", buildVersion())
 		return nil
