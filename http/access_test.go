@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,21 +10,29 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/tone-ai/tone/crdt"
 	"github.com/tone-ai/tone/domain"
 )
 
-// accessFixture is a workspace with one project and the people around it:
+// accessFixture is a workspace with one project, a canvas in it, and the
+// people around them:
 //
-//   - owner: created the workspace and the project (workspace and project owner)
+//   - owner: created the workspace, the project and the canvas (workspace and
+//     project owner)
 //   - coowner: a second workspace owner
 //   - target: workspace editor and project editor, the one mutations act on
 //   - newbie: has an account and no membership
 //   - actor: the caller under test, with the role under test either in the
 //     workspace or only in the project (or none at all)
+//
+// The canvas holds a red rectangle, saved as a version, and then painted
+// blue. The server runs a realtime node, as cmd/tone does, so that canvas
+// versions can be saved and restored.
 type accessFixture struct {
 	a                                     *testAPI
 	owner, coowner, target, newbie, actor *testUser
-	ws, project                           uuid.UUID
+	ws, project, canvas, version          uuid.UUID
+	rect                                  crdt.ID
 	actorRole                             domain.Role // "" for a non-member
 }
 
@@ -36,7 +45,7 @@ const (
 )
 
 func newAccessFixture(t *testing.T, scope roleScope, role domain.Role) *accessFixture {
-	a := newTestAPI(t, Config{}, testDomainConfig())
+	a := newRealtimeTestAPI(t, Config{}, testDomainConfig())
 	f := &accessFixture{a: a,
 		owner: a.signUp("owner"), coowner: a.signUp("coowner"), target: a.signUp("target"),
 		newbie: a.signUp("newbie"), actor: a.signUp("actor"), actorRole: role,
@@ -46,6 +55,8 @@ func newAccessFixture(t *testing.T, scope roleScope, role domain.Role) *accessFi
 	a.addMember(f.owner, "workspaces", f.ws, f.coowner, domain.RoleOwner)
 	a.addMember(f.owner, "workspaces", f.ws, f.target, domain.RoleEditor)
 	a.addMember(f.owner, "projects", f.project, f.target, domain.RoleEditor)
+	f.canvas = a.createCanvas(f.owner, f.project, "Board")
+	f.rect, f.version = seedCanvas(t, a.svc, f.owner.ID, f.canvas)
 	if role != "" {
 		if scope == inWorkspace {
 			a.addMember(f.owner, "workspaces", f.ws, f.actor, role)
@@ -54,6 +65,50 @@ func newAccessFixture(t *testing.T, scope roleScope, role domain.Role) *accessFi
 		}
 	}
 	return f
+}
+
+// fixtureReplica is the replica the fixture's canvas content is made with.
+const fixtureReplica = 77
+
+// seedCanvas writes a red rectangle into a canvas's op log, saves that as
+// the version "Before", then paints the rectangle blue; it returns the
+// rectangle and the version. It goes through the domain service only, so
+// no node has the canvas loaded afterwards.
+func seedCanvas(t *testing.T, svc *domain.Service, owner, canvas uuid.UUID) (crdt.ID, uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	doc := crdt.NewDoc(fixtureReplica, crdt.DefaultSchema())
+	appendUpdate := func(u []byte, err error) {
+		t.Helper()
+		require.NoError(t, err)
+		dec, err := crdt.DecodeUpdate(u)
+		require.NoError(t, err)
+		last := dec.Ops[len(dec.Ops)-1]
+		require.NoError(t, svc.AppendCanvasUpdates(ctx, canvas, []*domain.CanvasUpdate{{
+			CanvasID: canvas, Replica: fixtureReplica, First: dec.Ops[0].ID.Seq, Last: last.ID.Seq + last.Span() - 1,
+			Data: u, ActorID: owner,
+		}}))
+	}
+	rect, u, err := doc.Create("rect", crdt.Root, "", crdt.Props{"x": crdt.Number(10), "w": crdt.Number(20), "fill": crdt.String("#ff0000")})
+	appendUpdate(u, err)
+	vv := domain.CanvasVersion{}
+	for r, s := range doc.Version() {
+		vv[uint64(r)] = s
+	}
+	v, err := svc.SaveCanvasVersion(ctx, owner, canvas, "Before", vv, doc.Snapshot())
+	require.NoError(t, err)
+	appendUpdate(doc.Set(rect, crdt.Props{"fill": crdt.String("#0000ff")}))
+	return rect, v.ID
+}
+
+// canvasFill reads the fill of the fixture's rectangle from the store.
+func (f *accessFixture) canvasFill(t *testing.T) string {
+	fill, _ := loadStored(t, f.a.svc, f.owner.ID, f.canvas).Get(f.rect, "fill")
+	return fill.Str()
+}
+
+func (f *accessFixture) canvasPath(rest ...string) string {
+	return canvasPath(f.canvas, rest...)
 }
 
 func (f *accessFixture) wsPath(rest ...string) string {
@@ -121,7 +176,8 @@ func mutations() []mutation {
 			call: func(f *accessFixture) *response { return f.a.do("DELETE", f.wsPath(), f.actor.Access, nil) },
 			took: func(t *testing.T, f *accessFixture) bool {
 				return f.a.do("GET", f.wsPath(), f.owner.Access, nil).Status == http.StatusNotFound &&
-					f.a.do("GET", f.projectPath(), f.owner.Access, nil).Status == http.StatusNotFound
+					f.a.do("GET", f.projectPath(), f.owner.Access, nil).Status == http.StatusNotFound &&
+					f.a.do("GET", f.canvasPath(), f.owner.Access, nil).Status == http.StatusNotFound
 			},
 		},
 		{
@@ -222,7 +278,8 @@ func mutations() []mutation {
 			scopes: bothScopes, action: domain.ActProjectDelete, success: http.StatusNoContent,
 			call: func(f *accessFixture) *response { return f.a.do("DELETE", f.projectPath(), f.actor.Access, nil) },
 			took: func(t *testing.T, f *accessFixture) bool {
-				return f.a.do("GET", f.projectPath(), f.owner.Access, nil).Status == http.StatusNotFound
+				return f.a.do("GET", f.projectPath(), f.owner.Access, nil).Status == http.StatusNotFound &&
+					f.a.do("GET", f.canvasPath(), f.owner.Access, nil).Status == http.StatusNotFound
 			},
 		},
 		{
@@ -295,6 +352,65 @@ func mutations() []mutation {
 				return f.actorRole != "" && !listed && f.a.do("GET", f.projectPath(), f.actor.Access, nil).Status == http.StatusNotFound
 			},
 		},
+		{
+			name: "create canvas", route: "POST /api/v1/projects/{projectID}/canvases",
+			scopes: bothScopes, action: domain.ActCanvasWrite, success: http.StatusCreated,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", f.projectPath("/canvases"), f.actor.Access, map[string]string{"name": "New"})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				return len(listAll[canvasJSON](f.a, f.owner, f.projectPath("/canvases"))) == 2
+			},
+		},
+		{
+			name: "rename canvas", route: "PATCH /api/v1/canvases/{canvasID}",
+			scopes: bothScopes, action: domain.ActCanvasWrite, success: http.StatusOK,
+			call: func(f *accessFixture) *response {
+				return f.a.do("PATCH", f.canvasPath(), f.actor.Access, map[string]string{"name": "Renamed"})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				var c canvasJSON
+				f.a.do("GET", f.canvasPath(), f.owner.Access, nil).decode(t, &c)
+				return c.Name == "Renamed"
+			},
+		},
+		{
+			name: "delete canvas", route: "DELETE /api/v1/canvases/{canvasID}",
+			scopes: bothScopes, action: domain.ActCanvasDelete, success: http.StatusNoContent,
+			call: func(f *accessFixture) *response { return f.a.do("DELETE", f.canvasPath(), f.actor.Access, nil) },
+			took: func(t *testing.T, f *accessFixture) bool {
+				return f.a.do("GET", f.canvasPath(), f.owner.Access, nil).Status == http.StatusNotFound
+			},
+		},
+		{
+			name: "save canvas version", route: "POST /api/v1/canvases/{canvasID}/versions",
+			scopes: bothScopes, action: domain.ActCanvasWrite, success: http.StatusCreated,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", f.canvasPath("/versions"), f.actor.Access, map[string]string{"name": "Checkpoint"})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				vs := listAll[canvasVersionJSON](f.a, f.owner, f.canvasPath("/versions"))
+				return len(vs) == 2 && vs[1].Name == "Checkpoint" && vs[1].CreatedBy == f.actor.ID
+			},
+		},
+		{
+			name: "restore canvas version", route: "POST /api/v1/canvases/{canvasID}/versions/{versionID}/restore",
+			scopes: bothScopes, action: domain.ActCanvasWrite, success: http.StatusNoContent,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", f.canvasPath("/versions/", f.version.String(), "/restore"), f.actor.Access, nil)
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				switch fill := f.canvasFill(t); fill {
+				case "#ff0000":
+					return true
+				case "#0000ff":
+					return false
+				default:
+					t.Errorf("the rectangle is %q, neither as saved nor as painted since", fill)
+					return false
+				}
+			},
+		},
 	}
 }
 
@@ -362,7 +478,7 @@ func TestRoleMatrixCoversEveryMutation(t *testing.T) {
 	}
 	for op := range routedOperations(t, a.api) {
 		method, path, _ := strings.Cut(op, " ")
-		if method == "GET" || !strings.Contains(path, "{workspaceID}") && !strings.Contains(path, "{projectID}") {
+		if method == "GET" || !strings.Contains(path, "{workspaceID}") && !strings.Contains(path, "{projectID}") && !strings.Contains(path, "{canvasID}") {
 			continue
 		}
 		assert.True(t, covered[op], "TestRoleMatrix has no case for %s", op)
@@ -373,7 +489,7 @@ func TestRoleMatrixCoversEveryMutation(t *testing.T) {
 // for every object of workspace B, with the same answer as for ids that do
 // not exist, and that none of the attempts changes B.
 func TestOtherWorkspaceIsInvisible(t *testing.T) {
-	a := newTestAPI(t, Config{}, testDomainConfig())
+	a := newRealtimeTestAPI(t, Config{}, testDomainConfig())
 	alice, bob, carol := a.signUp("alice"), a.signUp("bob"), a.signUp("carol")
 	wsA := a.createWorkspace(alice, "Alpha")
 	projectA := a.createProject(alice, wsA, "Alpha project")
@@ -383,12 +499,19 @@ func TestOtherWorkspaceIsInvisible(t *testing.T) {
 	a.addMember(bob, "projects", projectB, carol, domain.RoleViewer)
 	// Alice knows Carol's email and shares nothing with her.
 	newbie := a.signUp("newbie")
+	canvasA := a.createCanvas(alice, projectA, "Alpha board")
+	canvasB := a.createCanvas(bob, projectB, "Beta board")
+	_, versionB := seedCanvas(t, a.svc, bob.ID, canvasB)
+	a.saveVersion(bob, canvasB, "Loaded") // the node now holds canvas B
 
 	type snapshot struct {
 		ws             workspaceJSON
 		wsMembers      map[uuid.UUID]string
 		projects       []projectJSON
 		projectMembers map[uuid.UUID]string
+		canvases       []canvasJSON
+		versions       []canvasVersionJSON
+		document       []string
 	}
 	snap := func() snapshot {
 		var s snapshot
@@ -396,6 +519,9 @@ func TestOtherWorkspaceIsInvisible(t *testing.T) {
 		s.wsMembers = a.members(bob, "workspaces", wsB)
 		s.projects = listAll[projectJSON](a, bob, "/api/v1/workspaces/"+wsB.String()+"/projects")
 		s.projectMembers = a.members(bob, "projects", projectB)
+		s.canvases = listAll[canvasJSON](a, bob, canvasesPath(projectB))
+		s.versions = listAll[canvasVersionJSON](a, bob, canvasPath(canvasB, "/versions"))
+		s.document = tree(loadStored(t, a.svc, bob.ID, canvasB))
 		return s
 	}
 	before := snap()
@@ -421,11 +547,22 @@ func TestOtherWorkspaceIsInvisible(t *testing.T) {
 		{"PATCH", "/api/v1/projects/{project}/members/{user}", map[string]string{"role": "owner"}},
 		{"DELETE", "/api/v1/projects/{project}/members/{user}", nil},
 		{"GET", "/api/v1/users/{user}", nil},
+		{"GET", "/api/v1/projects/{project}/canvases", nil},
+		{"POST", "/api/v1/projects/{project}/canvases", map[string]string{"name": "Planted"}},
+		{"GET", "/api/v1/canvases/{canvas}", nil},
+		{"PATCH", "/api/v1/canvases/{canvas}", map[string]string{"name": "Mine now"}},
+		{"DELETE", "/api/v1/canvases/{canvas}", nil},
+		{"GET", "/api/v1/canvases/{canvas}/versions", nil},
+		{"POST", "/api/v1/canvases/{canvas}/versions", map[string]string{"name": "Stolen"}},
+		{"GET", "/api/v1/canvases/{canvas}/versions/{version}", nil},
+		{"POST", "/api/v1/canvases/{canvas}/versions/{version}/restore", nil},
 	} {
 		t.Run(test.method+" "+test.path, func(t *testing.T) {
 			a := a.sub(t)
-			real := strings.NewReplacer("{ws}", wsB.String(), "{project}", projectB.String(), "{user}", carol.ID.String()).Replace(test.path)
-			fake := strings.NewReplacer("{ws}", uuid.NewString(), "{project}", uuid.NewString(), "{user}", uuid.NewString()).Replace(test.path)
+			real := strings.NewReplacer("{ws}", wsB.String(), "{project}", projectB.String(), "{user}", carol.ID.String(),
+				"{canvas}", canvasB.String(), "{version}", versionB.String()).Replace(test.path)
+			fake := strings.NewReplacer("{ws}", uuid.NewString(), "{project}", uuid.NewString(), "{user}", uuid.NewString(),
+				"{canvas}", uuid.NewString(), "{version}", uuid.NewString()).Replace(test.path)
 			got := a.do(test.method, real, alice.Access, test.body)
 			require.Equal(t, http.StatusNotFound, got.Status, "%s %s as a stranger: %s", test.method, real, got)
 			assert.Equal(t, domain.ENotFound, got.errCode())
@@ -433,6 +570,17 @@ func TestOtherWorkspaceIsInvisible(t *testing.T) {
 			require.Equal(t, http.StatusNotFound, missing.Status, missing.String())
 			assert.Equal(t, missing.errMessage(t), got.errMessage(t), "a hidden object must look like a missing one")
 		})
+	}
+	assert.Equal(t, before, snap(), "workspace B changed")
+
+	// Nor does a canvas of Alice's reach B's versions.
+	for _, method := range []string{"GET", "POST"} {
+		path := canvasPath(canvasA, "/versions/", versionB.String())
+		if method == "POST" {
+			path += "/restore"
+		}
+		resp := a.do(method, path, alice.Access, nil)
+		assert.Equal(t, http.StatusNotFound, resp.Status, "%s %s: %s", method, path, resp)
 	}
 	assert.Equal(t, before, snap(), "workspace B changed")
 

@@ -18,12 +18,15 @@ import (
 // correlation id, and that none of them changed anything.
 func TestBadInput(t *testing.T) {
 	const maxBody = 4096
-	a := newTestAPI(t, Config{MaxBodyBytes: maxBody}, testDomainConfig())
+	a := newRealtimeTestAPI(t, Config{MaxBodyBytes: maxBody}, testDomainConfig())
 	owner, friend := a.signUp("owner"), a.signUp("friend")
 	ws := a.createWorkspace(owner, "Acme")
 	project := a.createProject(owner, ws, "Rocket")
+	canvas := a.createCanvas(owner, project, "Board")
+	version := a.saveVersion(owner, canvas, "v1").ID
 	wsPath := "/api/v1/workspaces/" + ws.String()
 	projectPath := "/api/v1/projects/" + project.String()
+	cPath := canvasPath(canvas)
 
 	type state struct {
 		workspaces     []workspaceJSON
@@ -32,6 +35,10 @@ func TestBadInput(t *testing.T) {
 		project        projectJSON
 		projectMembers map[uuid.UUID]string
 		me             userJSON
+		canvases       []canvasJSON
+		canvas         canvasJSON
+		versions       []canvasVersionJSON
+		document       []string
 	}
 	snap := func() state {
 		var s state
@@ -41,6 +48,10 @@ func TestBadInput(t *testing.T) {
 		a.do("GET", projectPath, owner.Access, nil).decode(t, &s.project)
 		s.projectMembers = a.members(owner, "projects", project)
 		a.do("GET", "/api/v1/me", owner.Access, nil).decode(t, &s.me)
+		s.canvases = listAll[canvasJSON](a, owner, canvasesPath(project))
+		a.do("GET", cPath, owner.Access, nil).decode(t, &s.canvas)
+		s.versions = listAll[canvasVersionJSON](a, owner, cPath+"/versions")
+		s.document = tree(a.openCanvas(owner, canvas, 0).doc)
 		return s
 	}
 	before := snap()
@@ -104,6 +115,32 @@ func TestBadInput(t *testing.T) {
 		{"limit fractional", "GET", projectPath + "/members?limit=1.5", ``, "", 400, "limit"},
 		{"cursor not base64", "GET", "/api/v1/workspaces?cursor=!!!", ``, "", 400, ""},
 		{"cursor of wrong length", "GET", wsPath + "/members?cursor=AAAA", ``, "", 400, ""},
+		{"canvas without name", "POST", projectPath + "/canvases", `{}`, ok, 400, "name"},
+		{"canvas name blank", "POST", projectPath + "/canvases", `{"name":" \t "}`, ok, 400, "name"},
+		{"canvas name of wrong type", "POST", projectPath + "/canvases", `{"name":42}`, ok, 400, "name"},
+		{"canvas name overlong", "POST", projectPath + "/canvases", `{"name":"` + strings.Repeat("n", 101) + `"}`, ok, 400, "name"},
+		{"canvas with unknown field", "POST", projectPath + "/canvases", `{"name":"x","project_id":"y"}`, ok, 400, ""},
+		{"canvas oversized", "POST", projectPath + "/canvases", big, ok, 413, ""},
+		{"canvas text/plain", "POST", projectPath + "/canvases", `{"name":"x"}`, "text/plain", 415, ""},
+		{"canvas list of bad project id", "GET", "/api/v1/projects/rocket/canvases", ``, "", 400, "projectID"},
+		{"canvas list limit too large", "GET", projectPath + "/canvases?limit=1000", ``, "", 400, "limit"},
+		{"canvas list bad cursor", "GET", projectPath + "/canvases?cursor=!!!", ``, "", 400, ""},
+		{"canvas rename blank", "PATCH", cPath, `{"name":""}`, ok, 400, "name"},
+		{"canvas rename control character", "PATCH", cPath, `{"name":"a\u0000b"}`, ok, 400, "name"},
+		{"canvas rename trailing data", "PATCH", cPath, `{"name":"x"} {}`, ok, 400, ""},
+		{"canvas id not a uuid", "GET", "/api/v1/canvases/board", ``, "", 400, "canvasID"},
+		{"canvas id not a uuid on rename", "PATCH", "/api/v1/canvases/board", `{"name":"x"}`, ok, 400, "canvasID"},
+		{"canvas id not a uuid on delete", "DELETE", "/api/v1/canvases/" + strings.Repeat("0", 32) + "0", ``, "", 400, "canvasID"},
+		{"version name blank", "POST", cPath + "/versions", `{"name":""}`, ok, 400, "name"},
+		{"version without body", "POST", cPath + "/versions", ``, ok, 400, ""},
+		{"version with unknown field", "POST", cPath + "/versions", `{"name":"v","snapshot":"AA=="}`, ok, 400, ""},
+		{"version oversized", "POST", cPath + "/versions", big, ok, 413, ""},
+		{"version of bad canvas id", "POST", "/api/v1/canvases/board/versions", `{"name":"v"}`, ok, 400, "canvasID"},
+		{"version list limit zero", "GET", cPath + "/versions?limit=0", ``, "", 400, "limit"},
+		{"version list bad cursor", "GET", cPath + "/versions?cursor=AAAA", ``, "", 400, ""},
+		{"version id not a uuid", "GET", cPath + "/versions/latest", ``, "", 400, "versionID"},
+		{"restore version id not a uuid", "POST", cPath + "/versions/latest/restore", ``, "", 400, "versionID"},
+		{"restore canvas id not a uuid", "POST", "/api/v1/canvases/board/versions/" + version.String() + "/restore", ``, "", 400, "canvasID"},
 	} {
 		t.Run(test.name, func(t *testing.T) {
 			a := a.sub(t)
