@@ -313,6 +313,22 @@ func (s *Service) AppendCanvasUpdates(ctx context.Context, canvasID uuid.UUID, u
 	})
 }
 
+// ClaimCanvasReplica reserves a replica id of a canvas for the actor, who
+// must be allowed to edit it (editors and up). Claiming one's own replica
+// again is a no-op; a replica another user claimed is EConflict.
+func (s *Service) ClaimCanvasReplica(ctx context.Context, actor, canvasID uuid.UUID, replica uint64) error {
+	return s.store.InTx(ctx, actor, func(tx Tx) error {
+		_, _, role, err := canvasAccess(ctx, tx, canvasID, actor, noLock)
+		if err != nil {
+			return err
+		}
+		if err := authorize(role, ActCanvasWrite, "Canvas"); err != nil {
+			return err
+		}
+		return tx.ClaimCanvasReplica(ctx, canvasID, replica, actor)
+	})
+}
+
 // SaveCanvasSnapshot stores a periodic snapshot of a canvas's document at
 // version v and deletes the op log entries it covers, in one transaction
 // (editors and up; the realtime session calls it as its last writer). v

@@ -67,6 +67,14 @@ func (b *MemoryBroker) Run(ctx context.Context, h BrokerHandler) error {
 	b.mu.Lock()
 	b.handler = h
 	b.mu.Unlock()
+	defer func() {
+		// No delivery once Run has returned (none is under way either).
+		b.delivery.Lock()
+		b.mu.Lock()
+		b.handler = nil
+		b.mu.Unlock()
+		b.delivery.Unlock()
+	}()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

@@ -25,6 +25,7 @@ type CanvasStore interface {
 	SaveCanvasSnapshot(ctx context.Context, actor, canvasID uuid.UUID, v domain.CanvasVersion, data []byte) error
 	SaveCanvasVersion(ctx context.Context, actor, canvasID uuid.UUID, name string, v domain.CanvasVersion, data []byte) (*domain.CanvasSnapshot, error)
 	CanvasVersionByID(ctx context.Context, actor, canvasID, versionID uuid.UUID) (*domain.CanvasSnapshot, error)
+	ClaimCanvasReplica(ctx context.Context, actor, canvasID uuid.UUID, replica uint64) error
 }
 
 // CanvasConfig tunes canvas sessions.
@@ -283,34 +284,50 @@ func (m *canvasSessions) closeAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// subscribe syncs a client to a canvas: it sends what the client's version
-// vector lacks (or a full snapshot), then the client goes live.
-func (m *canvasSessions) subscribe(ctx context.Context, c *Client, sub *subscription, id string, f *Frame) error {
-	cid, _ := uuid.Parse(id) // Authorize parsed it already
-	_, role, err := m.store.CanvasAccess(ctx, c.user, cid)
+// authorize checks that the client may subscribe to canvas id with the
+// given replica (0: read only), and claims the replica for the client's
+// user, so that nobody else can write under it. It returns the user's role.
+func (m *canvasSessions) authorize(ctx context.Context, c *Client, id uuid.UUID, replica uint64) (domain.Role, error) {
+	_, role, err := m.store.CanvasAccess(ctx, c.user, id)
 	if err != nil {
-		c.dropSub(ctx, f.Channel)
-		return err
+		return "", err
 	}
-	if f.Replica != 0 && (f.Replica <= uint64(serverReplica) || f.Replica >= 1<<53) {
-		c.dropSub(ctx, f.Channel)
-		return domain.Errorf(domain.EInvalid, "replica must be between 2 and 2^53-1.")
+	if replica == 0 || !role.Can(domain.ActCanvasWrite) {
+		return role, nil
 	}
+	if replica <= uint64(serverReplica) || replica >= 1<<53 {
+		return "", domain.Errorf(domain.EInvalid, "replica must be between 2 and 2^53-1.").WithDetail("field", "replica")
+	}
+	if err := m.store.ClaimCanvasReplica(ctx, c.user, id, replica); err != nil {
+		if domain.ErrorCode(err) == domain.EConflict {
+			return "", domain.Errorf(domain.EConflict, "Replica %d belongs to another user; pick a new random replica id.", replica)
+		}
+		return "", err
+	}
+	return role, nil
+}
+
+// subscribe syncs a client to a canvas: it sends what the client's version
+// vector lacks (or a full snapshot), then the client goes live. The
+// subscription is registered (and authorised) already.
+func (m *canvasSessions) subscribe(ctx context.Context, c *Client, sub *subscription, cid uuid.UUID, role domain.Role, f *Frame) error {
 	s, err := m.acquire(ctx, c.user, cid)
 	if err != nil {
 		c.dropSub(ctx, f.Channel)
 		return err
 	}
+	replica := f.Replica
+	if !role.Can(domain.ActCanvasWrite) {
+		replica = 0 // viewers read only
+	}
 	c.mu.Lock()
-	sub.canvasSession, sub.role, sub.replica = s, role, f.Replica
+	sub.canvasSession, sub.role, sub.replica = s, role, replica
 	c.mu.Unlock()
 
-	reply := &Frame{Type: TypeOK, ID: f.ID, Replica: f.Replica}
+	reply := &Frame{Type: TypeOK, ID: f.ID, Replica: replica}
 	s.mu.Lock()
-	if owner, ok := s.owners[f.Replica]; ok && f.Replica != 0 && owner != c.user {
-		s.mu.Unlock()
-		c.dropSub(ctx, f.Channel)
-		return domain.Errorf(domain.EConflict, "Replica %d belongs to another user; pick a new random replica id.", f.Replica)
+	if replica != 0 {
+		s.owners[replica] = c.user
 	}
 	if len(f.Version) > 0 {
 		reply.Update, err = s.doc.DiffSince(vvFromWire(f.Version))
@@ -488,7 +505,10 @@ func (s *canvasSession) flush() {
 		for _, r := range batch {
 			data, _ := marshal(r.upd.Data)
 			if _, err := s.mgr.node.publish(ctx, s.ch, &Publication{Data: data, Client: r.client, User: r.upd.ActorID.String()}); err != nil {
+				// The update is durable but its broadcast is lost: every
+				// subscriber resyncs by version vector.
 				s.mgr.node.log.Error("canvas broadcast", "canvas_id", s.id, "err", err)
+				s.mgr.node.hub.each(s.ch, func(sub *subscription) { s.mgr.node.resetSub(sub, "a canvas update could not be broadcast") })
 			}
 		}
 	}

@@ -62,6 +62,9 @@ func (n *Node) RestoreCanvasVersion(ctx context.Context, actor, canvasID, versio
 	defer m.release(s)
 
 	replica := newReplicaID()
+	if err := m.store.ClaimCanvasReplica(ctx, actor, canvasID, replica); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	current := s.doc.Snapshot()
 	s.mu.Unlock()

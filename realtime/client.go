@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,7 @@ type Client struct {
 // presenceState is the client's presence in one channel.
 type presenceState struct {
 	state    msgpack.RawMessage
+	unstored bool      // changed since last written to the presence store
 	dirty    bool      // changed since last sent
 	lastSent time.Time // when a state frame last went out
 	stored   time.Time // when it was last written to the presence store
@@ -150,7 +152,7 @@ func (c *Client) handshake(ctx context.Context) bool {
 		c.close(CloseUnauthenticated, domain.ErrorMessage(err))
 		return false
 	}
-	c.user, c.name = p.UserID, truncate(f.Name, 64)
+	c.user, c.name = p.UserID, strings.ToValidUTF8(truncate(f.Name, 64), "")
 	c.expires.Store(p.ExpiresAt.Unix())
 	if code, why := c.node.addClient(c); code != 0 {
 		c.close(code, why)
@@ -175,6 +177,9 @@ func (c *Client) handle(ctx context.Context, f *Frame) bool {
 	if f.ID == 0 {
 		c.close(CloseProtocolError, fmt.Sprintf("%s frame without an id", truncate(f.Type, 16)))
 		return false
+	}
+	if f.Channel != "" {
+		f.Channel = canonical(f.Channel)
 	}
 	if !c.limiter.Allow() {
 		c.replyError(f.ID, domain.Errorf(domain.ERateLimited, "Too many commands; slow down."))
@@ -225,9 +230,9 @@ func (e closeErr) Error() string { return e.reason }
 func (c *Client) replyError(id uint64, err error) {
 	code := domain.ErrorCode(err)
 	if code == domain.EInternal {
-		c.node.log.Error("realtime command failed", "client", c.id, "user", c.user, "err", err)
+		c.node.log.Error("realtime command failed", "client", c.id, "name", c.name, "user", c.user, "err", err)
 	}
-	c.send(&Frame{Type: TypeError, ID: id, Code: code, Message: domain.ErrorMessage(err)})
+	c.send(&Frame{Type: TypeError, ID: id, Code: code, Message: domain.ErrorMessage(err), Details: domain.ErrorDetails(err)})
 }
 
 func (c *Client) refresh(f *Frame) error {
@@ -243,11 +248,19 @@ func (c *Client) refresh(f *Frame) error {
 	return nil
 }
 
+// checkExpiry closes the client once its access token has expired.
+func (c *Client) checkExpiry(now time.Time) bool {
+	if now.Unix() >= c.expires.Load() {
+		c.close(CloseTokenExpired, "access token expired: refresh it and reconnect")
+		return true
+	}
+	return false
+}
+
 // heartbeat sends a ping, and closes the client if it has been silent for
 // longer than a ping interval and the pong timeout, or if its token expired.
 func (c *Client) heartbeat(now time.Time) {
-	if now.Unix() >= c.expires.Load() {
-		c.close(CloseTokenExpired, "access token expired: refresh it and reconnect")
+	if c.checkExpiry(now) {
 		return
 	}
 	silent := now.Sub(time.Unix(0, c.lastSeen.Load()))
@@ -277,7 +290,9 @@ func (c *Client) enqueue(frame []byte) {
 		c.qmu.Unlock()
 		return
 	}
-	if c.qbytes+len(frame) > c.node.cfg.OutboundQueueBytes {
+	// A frame alone may exceed the budget (a large canvas snapshot); frames
+	// piling up behind unsent ones may not.
+	if c.qbytes > 0 && c.qbytes+len(frame) > c.node.cfg.OutboundQueueBytes {
 		c.closed = true
 		c.queue, c.qbytes = nil, 0
 		c.qmu.Unlock()

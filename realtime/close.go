@@ -9,12 +9,10 @@ type CloseCode = websocket.StatusCode
 
 // Close codes; docs/protocol.md says what a client should do after each.
 const (
-	CloseReconnect          CloseCode = 4000 // generic: reconnect with backoff
 	CloseShutdown           CloseCode = 4001 // the node is shutting down: reconnect (to another node)
 	CloseSlowConsumer       CloseCode = 4002 // the client fell too far behind: reconnect and recover
 	CloseTokenExpired       CloseCode = 4003 // access token expired: refresh it, then reconnect
 	CloseNoPong             CloseCode = 4004 // no frame within ping interval plus timeout
-	CloseServerError        CloseCode = 4005 // internal error: reconnect with backoff
 	CloseTooManyConnections CloseCode = 4006 // this user has too many connections on the node
 	CloseProtocolError      CloseCode = 4500 // malformed message, or a frame out of order
 	CloseUnauthenticated    CloseCode = 4501 // the connect token is missing or invalid

@@ -32,6 +32,9 @@ type subscription struct {
 	// arriving then are kept in buf and sent after the replay.
 	live bool
 	buf  []bufferedPub
+	// dead is set by a reset: nothing more is sent until the client
+	// subscribes again.
+	dead bool
 	// epoch and offset are the last position sent to the client, so that
 	// a publication out of place is noticed, never skipped.
 	epoch  string

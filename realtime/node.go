@@ -185,6 +185,19 @@ func (n *Node) parseChannel(ch string) (string, string, Namespace, error) {
 	return kind, id, ns, nil
 }
 
+// canonical returns the one spelling of a channel name under which it is
+// published: ids that are UUIDs in their lower-case hyphenated form.
+func canonical(ch string) string {
+	kind, id, ok := strings.Cut(ch, ":")
+	if !ok {
+		return ch
+	}
+	if u, err := uuid.Parse(id); err == nil {
+		return kind + ":" + u.String()
+	}
+	return ch
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "…"
@@ -264,6 +277,8 @@ func (n *Node) snapshotClients() []*Client {
 // refreshes presence and flushes coalesced presence states.
 func (n *Node) tick(ctx context.Context) {
 	ping := time.NewTicker(n.cfg.PingInterval)
+	expiry := time.NewTicker(time.Second)
+	defer expiry.Stop()
 	presence := time.NewTicker(n.cfg.PresenceInterval)
 	refresh := time.NewTicker(n.cfg.PresenceTTL / 3)
 	defer ping.Stop()
@@ -276,6 +291,10 @@ func (n *Node) tick(ctx context.Context) {
 		case now := <-ping.C:
 			for _, c := range n.snapshotClients() {
 				c.heartbeat(now)
+			}
+		case now := <-expiry.C:
+			for _, c := range n.snapshotClients() {
+				c.checkExpiry(now)
 			}
 		case <-presence.C:
 			for _, c := range n.snapshotClients() {
@@ -312,6 +331,8 @@ func (n *Node) HandlePublication(ch string, epoch string, pub *Publication) {
 // It runs under the channel's shard lock.
 func (n *Node) deliver(s *subscription, epoch string, pub *Publication, encode func() []byte) {
 	switch {
+	case s.dead:
+		return // reset: the client must subscribe again
 	case !s.live:
 		s.buf = append(s.buf, bufferedPub{epoch: epoch, pub: pub})
 		return
@@ -338,12 +359,14 @@ func (n *Node) deliver(s *subscription, epoch string, pub *Publication, encode f
 // receiving and must subscribe again with since (or its version vector) to
 // recover. It runs under the channel's shard lock.
 func (n *Node) resetSub(s *subscription, why string) {
-	s.live = false
-	s.buf = nil
-	s.epoch = "dead"
+	if s.dead {
+		return
+	}
+	f, err := EncodeFrame(&Frame{Type: TypeReset, Channel: s.ch, Pos: &Position{Offset: s.offset, Epoch: s.epoch}, Message: why})
+	s.dead, s.live, s.buf = true, false, nil
 	n.metrics.resets.Inc()
 	n.log.Warn("subscription reset", "channel", s.ch, "client", s.client.id, "why", why)
-	if f, err := EncodeFrame(&Frame{Type: TypeReset, Channel: s.ch, Pos: &Position{Offset: s.offset, Epoch: s.epoch}, Message: why}); err == nil {
+	if err == nil {
 		s.client.enqueue(f)
 	}
 }
@@ -383,6 +406,7 @@ func splitEphemeral(b []byte) (string, []byte, bool) {
 // server, and returns its position. Services use it, through
 // domain.Publisher, to push events after their transaction commits.
 func (n *Node) Publish(ctx context.Context, ch string, data any) (Position, error) {
+	ch = canonical(ch)
 	if _, _, _, err := n.parseChannel(ch); err != nil {
 		return Position{}, err
 	}

@@ -69,14 +69,14 @@ type Frame struct {
 	Client    string             `msgpack:"client,omitempty"`
 	User      string             `msgpack:"user,omitempty"`
 	Node      string             `msgpack:"node,omitempty"`
-	Ping      int                `msgpack:"ping,omitempty"`    // seconds between server pings
-	Expires   int64              `msgpack:"exp,omitempty"`     // access token expiry, Unix seconds
-	Code      string             `msgpack:"code,omitempty"`    // error code
-	Message   string             `msgpack:"msg,omitempty"`     // error message
-	More      bool               `msgpack:"more,omitempty"`    // history: more after this page
-	Snapshot  bool               `msgpack:"snap,omitempty"`    // canvas: u is a full snapshot
-	Name      string             `msgpack:"name,omitempty"`    // connect: client name
-	Pending   int                `msgpack:"pending,omitempty"` // canvas: ops held for missing dependencies
+	Ping      int                `msgpack:"ping,omitempty"` // seconds between server pings
+	Expires   int64              `msgpack:"exp,omitempty"`  // access token expiry, Unix seconds
+	Code      string             `msgpack:"code,omitempty"` // error code
+	Message   string             `msgpack:"msg,omitempty"`  // error message
+	More      bool               `msgpack:"more,omitempty"` // history: more after this page
+	Snapshot  bool               `msgpack:"snap,omitempty"` // canvas: u is a full snapshot
+	Name      string             `msgpack:"name,omitempty"` // connect: client name, for logs
+	Details   map[string]any     `msgpack:"det,omitempty"`  // err: details, such as expected_seq
 }
 
 // PresenceInfo is one client's presence in a channel.
@@ -89,11 +89,20 @@ type PresenceInfo struct {
 // ErrMalformed is wrapped by every decoding error.
 var ErrMalformed = errors.New("malformed message")
 
-// DecodeMessage decodes one WebSocket message: a frame, or an array of
-// frames (a batch). It never panics on bad input.
-func DecodeMessage(b []byte) ([]Frame, error) {
+// DecodeMessage decodes one WebSocket message from a client: a frame, or an
+// array of at most MaxBatch frames (a batch). It never panics on bad input.
+func DecodeMessage(b []byte) ([]Frame, error) { return decodeMessage(b, MaxBatch) }
+
+// DecodeServerMessage decodes one WebSocket message from the server, whose
+// batches may hold any number of frames.
+func DecodeServerMessage(b []byte) ([]Frame, error) { return decodeMessage(b, 1<<20) }
+
+func decodeMessage(b []byte, maxFrames int) ([]Frame, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	if err := checkLengths(b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	r := bytes.NewReader(b) // a ByteScanner, so the decoder reads no further than it needs
 	dec := msgpack.NewDecoder(r)
@@ -106,8 +115,8 @@ func DecodeMessage(b []byte) ([]Frame, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
-		if n <= 0 || n > MaxBatch {
-			return nil, fmt.Errorf("%w: a batch holds 1 to %d frames", ErrMalformed, MaxBatch)
+		if n <= 0 || n > maxFrames {
+			return nil, fmt.Errorf("%w: a batch holds 1 to %d frames", ErrMalformed, maxFrames)
 		}
 		frames = make([]Frame, n)
 		for i := range frames {
@@ -167,4 +176,87 @@ func appendBatch(dst []byte, frames [][]byte) []byte {
 		dst = append(dst, f...)
 	}
 	return dst
+}
+
+// checkLengths walks the msgpack value at the start of b and checks that no
+// array, map, string, binary or extension claims more elements or bytes
+// than b holds. msgpack v5.4 allocates a slice for an array's declared
+// length before reading it (vmihailenco/msgpack#401), so a few bytes
+// claiming 2^32 frames would otherwise exhaust memory.
+func checkLengths(b []byte) error {
+	short := errors.New("a length exceeds the message")
+	pending := 1 // values still to read
+	for pending > 0 {
+		if len(b) == 0 {
+			return short
+		}
+		c := b[0]
+		b = b[1:]
+		pending--
+		var n, size uint64 // elements the value holds; bytes of its payload
+		switch {
+		case c <= msgpcode.PosFixedNumHigh || c >= msgpcode.NegFixedNumLow,
+			c == msgpcode.Nil, c == msgpcode.False, c == msgpcode.True:
+		case msgpcode.IsFixedMap(c):
+			n = 2 * uint64(c&msgpcode.FixedMapMask)
+		case msgpcode.IsFixedArray(c):
+			n = uint64(c & msgpcode.FixedArrayMask)
+		case msgpcode.IsFixedString(c):
+			size = uint64(c & msgpcode.FixedStrMask)
+		default:
+			w, ok := lengthWidth[c]
+			if !ok {
+				return fmt.Errorf("invalid code %#x", c)
+			}
+			if len(b) < w.header {
+				return short
+			}
+			var l uint64
+			for _, x := range b[:w.header] {
+				l = l<<8 | uint64(x)
+			}
+			b = b[w.header:]
+			switch w.kind {
+			case 'f': // fixed size
+				size = uint64(w.fixed)
+			case 's': // string, binary or extension (type byte after the length)
+				size = l + uint64(w.fixed)
+			case 'a':
+				n = l
+			case 'm':
+				n = 2 * l
+			}
+		}
+		if size > uint64(len(b)) || n > uint64(len(b)) {
+			return short
+		}
+		b = b[size:]
+		// Each value still to read takes a byte at least, so all the
+		// elements declared in a message are fewer than its bytes.
+		if pending += int(n); pending > len(b) {
+			return short
+		}
+	}
+	return nil
+}
+
+// lengthWidth describes the msgpack codes whose size is not in the code
+// itself: header is the bytes of length after the code; kind is 'f' for a
+// fixed payload of fixed bytes, 's' for a payload of the length plus fixed
+// bytes, 'a' for an array and 'm' for a map of the length's elements.
+var lengthWidth = map[byte]struct {
+	header int
+	kind   byte
+	fixed  int
+}{
+	msgpcode.Float: {0, 'f', 4}, msgpcode.Double: {0, 'f', 8},
+	msgpcode.Uint8: {0, 'f', 1}, msgpcode.Uint16: {0, 'f', 2}, msgpcode.Uint32: {0, 'f', 4}, msgpcode.Uint64: {0, 'f', 8},
+	msgpcode.Int8: {0, 'f', 1}, msgpcode.Int16: {0, 'f', 2}, msgpcode.Int32: {0, 'f', 4}, msgpcode.Int64: {0, 'f', 8},
+	msgpcode.FixExt1: {0, 'f', 2}, msgpcode.FixExt2: {0, 'f', 3}, msgpcode.FixExt4: {0, 'f', 5},
+	msgpcode.FixExt8: {0, 'f', 9}, msgpcode.FixExt16: {0, 'f', 17},
+	msgpcode.Str8: {1, 's', 0}, msgpcode.Str16: {2, 's', 0}, msgpcode.Str32: {4, 's', 0},
+	msgpcode.Bin8: {1, 's', 0}, msgpcode.Bin16: {2, 's', 0}, msgpcode.Bin32: {4, 's', 0},
+	msgpcode.Ext8: {1, 's', 1}, msgpcode.Ext16: {2, 's', 1}, msgpcode.Ext32: {4, 's', 1},
+	msgpcode.Array16: {2, 'a', 0}, msgpcode.Array32: {4, 'a', 0},
+	msgpcode.Map16: {2, 'm', 0}, msgpcode.Map32: {4, 'm', 0},
 }

@@ -28,25 +28,33 @@ func (c *Client) subscribe(ctx context.Context, f *Frame) error {
 	if err != nil {
 		return err
 	}
-	// Canvas subscriptions are authorised by the canvas session, which needs
-	// the role anyway.
-	if kind != canvasKind {
-		if err := ns.Authorize(ctx, c.user, id, false); err != nil {
+	// Everything is checked before the subscription is registered, so a
+	// refused subscribe leaves an existing one as it was.
+	var role domain.Role
+	var canvasID uuid.UUID
+	if kind == canvasKind {
+		if canvasID, err = uuid.Parse(id); err != nil {
+			return domain.Errorf(domain.ENotFound, "Canvas not found.")
+		}
+		if role, err = c.node.canvas.authorize(ctx, c, canvasID, f.Replica); err != nil {
 			return err
 		}
-	} else if _, err := uuid.Parse(id); err != nil {
-		return domain.Errorf(domain.ENotFound, "Canvas not found.")
+	} else if err := ns.Authorize(ctx, c.user, id, false); err != nil {
+		return err
 	}
 	s := &subscription{ch: f.Channel, client: c, presence: true, canvas: kind == canvasKind}
 	if err := c.register(ctx, s); err != nil {
 		return err
 	}
 	if s.canvas {
-		return c.node.canvas.subscribe(ctx, c, s, id, f)
+		return c.node.canvas.subscribe(ctx, c, s, canvasID, role, f)
 	}
 
 	reply := &Frame{Type: TypeOK, ID: f.ID}
 	since := Position{}
+	if f.Since != nil && *f.Since == (Position{}) {
+		f.Since = nil // "from the beginning of nothing": a plain subscribe
+	}
 	if f.Since != nil {
 		since = *f.Since
 	}
@@ -236,10 +244,14 @@ func (c *Client) presenceCmd(ctx context.Context, f *Frame) error {
 	}
 	ps.state = f.State
 	ps.dirty = joined
+	ps.unstored = joined
 	c.mu.Unlock()
 	if !joined {
 		info := PresenceInfo{Client: c.id, User: c.user.String(), State: f.State}
 		if err := c.node.presence.SetPresence(ctx, f.Channel, info, c.node.cfg.PresenceTTL); err != nil {
+			c.mu.Lock()
+			delete(c.presence, f.Channel)
+			c.mu.Unlock()
 			return domain.Errorf(domain.EUnavailable, "Could not join presence; try again.")
 		}
 		c.broadcastPresence(ctx, f.Channel, TypeJoin, f.State)
@@ -270,26 +282,35 @@ func (c *Client) broadcastPresence(ctx context.Context, ch, typ string, state ms
 // one per presence interval per channel.
 func (c *Client) flushPresence(ctx context.Context) {
 	type out struct {
-		ch    string
-		state msgpack.RawMessage
-		store bool
+		ch        string
+		state     msgpack.RawMessage
+		broadcast bool
+		store     bool
 	}
 	var todo []out
 	now := time.Now()
 	c.mu.Lock()
 	for ch, ps := range c.presence {
-		if ps.dirty && now.Sub(ps.lastSent) >= c.node.cfg.PresenceInterval {
+		o := out{ch: ch, state: ps.state}
+		send := ps.dirty && now.Sub(ps.lastSent) >= c.node.cfg.PresenceInterval
+		if send {
 			ps.dirty, ps.lastSent = false, now
-			o := out{ch: ch, state: ps.state}
-			if now.Sub(ps.stored) >= presenceStoreInterval {
-				ps.stored, o.store = now, true
-			}
+		}
+		// The store gets the latest state at most once a second, and
+		// always eventually, also after a burst has ended.
+		if ps.unstored && now.Sub(ps.stored) >= presenceStoreInterval {
+			ps.unstored, ps.stored, o.store = false, now, true
+		}
+		if send || o.store {
+			o.broadcast = send
 			todo = append(todo, o)
 		}
 	}
 	c.mu.Unlock()
 	for _, o := range todo {
-		c.broadcastPresence(ctx, o.ch, TypeState, o.state)
+		if o.broadcast {
+			c.broadcastPresence(ctx, o.ch, TypeState, o.state)
+		}
 		if o.store {
 			info := PresenceInfo{Client: c.id, User: c.user.String(), State: o.state}
 			if err := c.node.presence.SetPresence(ctx, o.ch, info, c.node.cfg.PresenceTTL); err != nil {

@@ -100,7 +100,7 @@ func (c *Conn) read() {
 			}
 			return
 		}
-		frames, err := realtime.DecodeMessage(msg)
+		frames, err := realtime.DecodeServerMessage(msg)
 		if err != nil {
 			c.ws.Close(realtime.CloseProtocolError, "bad message from server")
 			continue
