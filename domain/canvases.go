@@ -60,7 +60,7 @@ func (s *Service) CreateCanvas(ctx context.Context, actor, projectID uuid.UUID, 
 	}
 	now := s.now()
 	c := &Canvas{ID: newID(), ProjectID: projectID, Name: name, CreatedBy: actor, CreatedAt: now, UpdatedAt: now}
-	err = s.store.InTx(ctx, actor, func(tx Tx) error {
+	err = s.inTx(ctx, actor, func(tx Tx) error {
 		p, role, err := projectAccess(ctx, tx, projectID, actor)
 		if err != nil {
 			return err
@@ -69,6 +69,11 @@ func (s *Service) CreateCanvas(ctx context.Context, actor, projectID uuid.UUID, 
 			return err
 		}
 		if err := tx.CreateCanvas(ctx, c); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, ProjectChannel(projectID), EventCanvasCreated, map[string]any{
+			"canvas_id": c.ID, "project_id": projectID, "name": name,
+		}); err != nil {
 			return err
 		}
 		ev := s.canvasAudit(ctx, actor, "canvas.create", "canvas", c.ID.String(), p)
@@ -145,7 +150,7 @@ func (s *Service) RenameCanvas(ctx context.Context, actor, id uuid.UUID, name st
 		return nil, err
 	}
 	var c *Canvas
-	err = s.store.InTx(ctx, actor, func(tx Tx) error {
+	err = s.inTx(ctx, actor, func(tx Tx) error {
 		var p *Project
 		var role Role
 		c, p, role, err = canvasAccess(ctx, tx, id, actor, noLock)
@@ -158,6 +163,11 @@ func (s *Service) RenameCanvas(ctx context.Context, actor, id uuid.UUID, name st
 		old := c.Name
 		c.Name, c.UpdatedAt = name, s.now()
 		if err := tx.UpdateCanvas(ctx, c); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, ProjectChannel(p.ID), EventCanvasRenamed, map[string]any{
+			"canvas_id": id, "project_id": p.ID, "name": name, "previous_name": old,
+		}); err != nil {
 			return err
 		}
 		ev := s.canvasAudit(ctx, actor, "canvas.update", "canvas", id.String(), p)
@@ -173,7 +183,7 @@ func (s *Service) RenameCanvas(ctx context.Context, actor, id uuid.UUID, name st
 // DeleteCanvas deletes a canvas with its content and versions (admins and
 // up).
 func (s *Service) DeleteCanvas(ctx context.Context, actor, id uuid.UUID) error {
-	return s.store.InTx(ctx, actor, func(tx Tx) error {
+	return s.inTx(ctx, actor, func(tx Tx) error {
 		c, p, role, err := canvasAccess(ctx, tx, id, actor, noLock)
 		if err != nil {
 			return err
@@ -182,6 +192,11 @@ func (s *Service) DeleteCanvas(ctx context.Context, actor, id uuid.UUID) error {
 			return err
 		}
 		if err := tx.DeleteCanvas(ctx, id); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, ProjectChannel(p.ID), EventCanvasDeleted, map[string]any{
+			"canvas_id": id, "project_id": p.ID, "name": c.Name,
+		}); err != nil {
 			return err
 		}
 		ev := s.canvasAudit(ctx, actor, "canvas.delete", "canvas", id.String(), p)
@@ -326,6 +341,24 @@ func (s *Service) ClaimCanvasReplica(ctx context.Context, actor, canvasID uuid.U
 			return err
 		}
 		return tx.ClaimCanvasReplica(ctx, canvasID, replica, actor)
+	})
+}
+
+// RecordCanvasRestore writes the audit event of restoring a named version
+// (editors and up). The restore itself is a canvas update: the realtime
+// node makes it durable through AppendCanvasUpdates first.
+func (s *Service) RecordCanvasRestore(ctx context.Context, actor, canvasID, versionID uuid.UUID) error {
+	return s.store.InTx(ctx, actor, func(tx Tx) error {
+		_, p, role, err := canvasAccess(ctx, tx, canvasID, actor, noLock)
+		if err != nil {
+			return err
+		}
+		if err := authorize(role, ActCanvasWrite, "Canvas"); err != nil {
+			return err
+		}
+		ev := s.canvasAudit(ctx, actor, "canvas.version.restore", "canvas_version", versionID.String(), p)
+		ev.Details = map[string]any{"canvas_id": canvasID.String()}
+		return tx.AppendAudit(ctx, ev)
 	})
 }
 

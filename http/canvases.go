@@ -15,6 +15,8 @@ import (
 type CanvasLive interface {
 	SaveCanvasVersion(ctx context.Context, actor, canvasID uuid.UUID, name string) (*domain.CanvasSnapshot, error)
 	RestoreCanvasVersion(ctx context.Context, actor, canvasID, versionID uuid.UUID) error
+	// DropCanvas discards the live document of a deleted canvas.
+	DropCanvas(canvasID uuid.UUID)
 }
 
 type canvasJSON struct {
@@ -137,6 +139,9 @@ func (s *Server) deleteCanvas(w http.ResponseWriter, r *http.Request) {
 	if err := s.svc.DeleteCanvas(r.Context(), principal(r).UserID, id); err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if s.cfg.Canvases != nil {
+		s.cfg.Canvases.DropCanvas(id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -112,7 +112,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		took := time.Since(start)
 		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-		s.metrics.duration.WithLabelValues(route, r.Method).Observe(took.Seconds())
+		if status != http.StatusSwitchingProtocols {
+			// An upgraded connection's lifetime is not a request latency.
+			s.metrics.duration.WithLabelValues(route, r.Method).Observe(took.Seconds())
+		}
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError

@@ -26,6 +26,7 @@ type CanvasStore interface {
 	SaveCanvasVersion(ctx context.Context, actor, canvasID uuid.UUID, name string, v domain.CanvasVersion, data []byte) (*domain.CanvasSnapshot, error)
 	CanvasVersionByID(ctx context.Context, actor, canvasID, versionID uuid.UUID) (*domain.CanvasSnapshot, error)
 	ClaimCanvasReplica(ctx context.Context, actor, canvasID uuid.UUID, replica uint64) error
+	RecordCanvasRestore(ctx context.Context, actor, canvasID, versionID uuid.UUID) error
 }
 
 // CanvasConfig tunes canvas sessions.

@@ -329,3 +329,24 @@ func TestCanvasSnapshotConflict(t *testing.T) {
 	assert.Equal(t, 3.0, y.Float())
 	assert.ElementsMatch(t, []crdt.ID{id1, id2}, got.Children(crdt.Root))
 }
+
+// TestCanvasDeleted: deleting a canvas resets its subscribers, refuses new
+// ones, and leaves nothing loaded.
+func TestCanvasDeleted(t *testing.T) {
+	e := newCanvasEnv(t)
+	a, aTok := e.user("a")
+	pid := e.project(a, nil)
+	cid := e.canvas(a, pid)
+	ea := join(t, e, aTok, cid, 1<<40+1)
+	require.NoError(t, e.svc.DeleteCanvas(ctx, a, cid))
+	e.node.DropCanvas(cid)
+	r := next(t, ea.conn, realtime.TypeReset)
+	assert.Equal(t, ea.ch, r.Channel)
+	_, err := ea.conn.Request(ctx, &realtime.Frame{Type: realtime.TypeSubscribe, Channel: ea.ch, Replica: 1<<40 + 1})
+	assert.Equal(t, domain.ENotFound, code(t, err))
+	key, _ := crdt.KeyBetween("", "")
+	_, u, err := ea.doc.Create("rect", crdt.Root, key, nil)
+	require.NoError(t, err)
+	_, err = ea.conn.Request(ctx, &realtime.Frame{Type: realtime.TypeCanvas, Channel: ea.ch, Update: u})
+	assert.Error(t, err, "no more writes to a deleted canvas")
+}

@@ -76,14 +76,44 @@ func (n *Node) RestoreCanvasVersion(ctx context.Context, actor, canvasID, versio
 	if err != nil {
 		return fmt.Errorf("canvas %s: restore %s: %w", canvasID, versionID, err)
 	}
-	if len(updates) == 0 {
-		return nil
+	if len(updates) > 0 {
+		merged, err := crdt.MergeUpdates(updates...)
+		if err != nil {
+			return fmt.Errorf("canvas %s: restore %s: %w", canvasID, versionID, err)
+		}
+		if err := s.submit(ctx, actor, "", replica, merged); err != nil {
+			return err
+		}
 	}
-	merged, err := crdt.MergeUpdates(updates...)
-	if err != nil {
-		return fmt.Errorf("canvas %s: restore %s: %w", canvasID, versionID, err)
+	return m.store.RecordCanvasRestore(ctx, actor, canvasID, versionID)
+}
+
+// DropCanvas forgets a deleted canvas: its session is discarded without a
+// final snapshot, and its subscribers are reset (subscribing again answers
+// not_found).
+func (n *Node) DropCanvas(canvasID uuid.UUID) {
+	if n.canvas == nil {
+		return
 	}
-	return s.submit(ctx, actor, "", replica, merged)
+	m := n.canvas
+	m.mu.Lock()
+	s := m.sessions[canvasID]
+	delete(m.sessions, canvasID)
+	m.mu.Unlock()
+	if s != nil {
+		s.mu.Lock()
+		s.broken = true // no more writes, no final snapshot
+		if s.idle != nil {
+			s.idle.Stop()
+		}
+		loaded := s.doc != nil
+		s.mu.Unlock()
+		if loaded {
+			n.metrics.canvases.Dec()
+		}
+	}
+	ch := canvasKind + ":" + canvasID.String()
+	n.hub.each(ch, func(sub *subscription) { n.resetSub(sub, "canvas deleted") })
 }
 
 func (n *Node) canvasManager() (*canvasSessions, error) {
