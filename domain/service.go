@@ -3,6 +3,7 @@ package domain
 import (
 	"context"
 	"encoding/base64"
+	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,6 +18,13 @@ type Config struct {
 	RefreshGrace time.Duration    // window in which a spent refresh token may be spent again; default 10 s
 	Password     PasswordParams   // argon2id cost; default DefaultPasswordParams
 	Now          func() time.Time // clock; default time.Now, always read in UTC
+	Logger       *slog.Logger     // default slog.Default()
+
+	// The outbox relay (RunOutbox).
+	OutboxBatch    int           // events claimed per round; default 100
+	OutboxPoll     time.Duration // how often it looks for events nobody woke it for; default 1 s
+	OutboxRetry    time.Duration // first delay after a failed publish; default 100 ms
+	OutboxRetryMax time.Duration // the delay doubles up to this; default 30 s
 }
 
 // Service carries out every use case of the platform over a Store.
@@ -26,6 +34,9 @@ type Service struct {
 	// dummyHash is checked against when a login names an unknown email, so
 	// that both cases cost the same time.
 	dummyHash string
+	// outboxWake has a value when events were committed since the relay
+	// last looked.
+	outboxWake chan struct{}
 }
 
 // NewService returns a Service over store.
@@ -45,6 +56,22 @@ func NewService(store Store, cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.OutboxBatch <= 0 {
+		cfg.OutboxBatch = 100
+	}
+	if cfg.OutboxPoll <= 0 {
+		cfg.OutboxPoll = time.Second
+	}
+	if cfg.OutboxRetry <= 0 {
+		cfg.OutboxRetry = 100 * time.Millisecond
+	}
+	if cfg.OutboxRetryMax <= 0 {
+		cfg.OutboxRetryMax = 30 * time.Second
+	}
+	cfg.OutboxRetryMax = max(cfg.OutboxRetryMax, cfg.OutboxRetry)
 	if cfg.Keys == nil {
 		k, err := GenerateKeyring()
 		if err != nil {
@@ -56,7 +83,7 @@ func NewService(store Store, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{store: store, cfg: cfg, dummyHash: dummy}, nil
+	return &Service{store: store, cfg: cfg, dummyHash: dummy, outboxWake: make(chan struct{}, 1)}, nil
 }
 
 // Store returns the store the service runs on.

@@ -120,6 +120,7 @@ type Tx interface {
 	ProjectStore
 	CanvasStore
 	AuditStore
+	OutboxStore
 }
 
 // UserStore stores accounts.

@@ -35,6 +35,7 @@ type Store struct {
 	projectMembers map[memberKey]*domain.Member
 	audit          []*domain.AuditEvent
 	canvasData
+	outboxData
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -51,6 +52,7 @@ func New() *Store {
 		projects:       map[uuid.UUID]*domain.Project{},
 		projectMembers: map[memberKey]*domain.Member{},
 		canvasData:     newCanvasData(),
+		outboxData:     newOutboxData(),
 	}
 }
 

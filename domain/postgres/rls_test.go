@@ -562,8 +562,8 @@ func TestAppRole(t *testing.T) {
 		assert.Equal(t, rls{true, true}, got[tt.name], "%s has ENABLE and FORCE row-level security", tt.name)
 		delete(got, tt.name)
 	}
-	assert.Equal(t, map[string]rls{"users": {}, "refresh_tokens": {}}, got,
-		"only the account tables, which login needs before anyone is known, are outside row-level security")
+	assert.Equal(t, map[string]rls{"users": {}, "refresh_tokens": {}, "outbox": {}}, got,
+		"only the account tables, which login needs before anyone is known, and the outbox, which the relay reads as nobody, are outside row-level security")
 
 	// Every SECURITY DEFINER function pins its search_path.
 	var unpinned []string

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,7 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
 		{"Audit", testAudit},
 		{"Pagination", testPagination},
 	}
-	for _, test := range append(tests, canvasTests...) {
+	for _, test := range slices.Concat(tests, canvasTests, outboxTests) {
 		t.Run(test.name, func(t *testing.T) { test.fn(t, newStore(t)) })
 	}
 }
