@@ -180,7 +180,7 @@ func (s *Service) UpdateProject(ctx context.Context, actor, id uuid.UUID, in Pro
 		}
 	}
 	var p *Project
-	err = s.store.InTx(ctx, actor, func(tx Tx) error {
+	err = s.inTx(ctx, actor, func(tx Tx) error {
 		var role Role
 		p, role, err = projectAccess(ctx, tx, id, actor)
 		if err != nil {
@@ -202,6 +202,12 @@ func (s *Service) UpdateProject(ctx context.Context, actor, id uuid.UUID, in Pro
 		if err := tx.UpdateProject(ctx, p); err != nil {
 			return err
 		}
+		if err := s.emit(ctx, tx, actor, ProjectChannel(id), EventProjectUpdated, map[string]any{
+			"project_id": id, "workspace_id": p.WorkspaceID, "name": p.Name, "description": p.Description,
+			"fields": changed, "updated_at": p.UpdatedAt,
+		}); err != nil {
+			return err
+		}
 		ev := s.audit(ctx, actor, "project.update", "project", id.String())
 		ev.WorkspaceID, ev.ProjectID = p.WorkspaceID, id
 		ev.Details = map[string]any{"fields": changed}
@@ -212,7 +218,7 @@ func (s *Service) UpdateProject(ctx context.Context, actor, id uuid.UUID, in Pro
 
 // DeleteProject deletes a project (project or workspace owners).
 func (s *Service) DeleteProject(ctx context.Context, actor, id uuid.UUID) error {
-	return s.store.InTx(ctx, actor, func(tx Tx) error {
+	return s.inTx(ctx, actor, func(tx Tx) error {
 		p, role, err := projectAccess(ctx, tx, id, actor)
 		if err != nil {
 			return err
@@ -221,6 +227,11 @@ func (s *Service) DeleteProject(ctx context.Context, actor, id uuid.UUID) error 
 			return err
 		}
 		if err := tx.DeleteProject(ctx, id); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, ProjectChannel(id), EventProjectDeleted, map[string]any{
+			"project_id": id, "workspace_id": p.WorkspaceID,
+		}); err != nil {
 			return err
 		}
 		ev := s.audit(ctx, actor, "project.delete", "project", id.String())
@@ -276,7 +287,7 @@ func (s *Service) AddProjectMember(ctx context.Context, actor, id uuid.UUID, ema
 		return nil, err
 	}
 	var m *Member
-	err = s.store.InTx(ctx, actor, func(tx Tx) error {
+	err = s.inTx(ctx, actor, func(tx Tx) error {
 		p, actorRole, err := projectAccess(ctx, tx, id, actor)
 		if err != nil {
 			return err
@@ -305,6 +316,16 @@ func (s *Service) AddProjectMember(ctx context.Context, actor, id uuid.UUID, ema
 		if m, err = tx.ProjectMember(ctx, id, u.ID); err != nil {
 			return err
 		}
+		if err := s.emit(ctx, tx, actor, ProjectChannel(id), EventProjectMemberAdded, map[string]any{
+			"project_id": id, "user_id": u.ID, "display_name": m.DisplayName, "role": r,
+		}); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, NotificationsChannel(u.ID), EventProjectMemberAdded, map[string]any{
+			"project_id": id, "project_name": p.Name, "workspace_id": p.WorkspaceID, "role": r,
+		}); err != nil {
+			return err
+		}
 		ev := s.audit(ctx, actor, "project.member.add", "user", u.ID.String())
 		ev.WorkspaceID, ev.ProjectID = p.WorkspaceID, id
 		ev.Details = map[string]any{"role": string(r)}
@@ -320,7 +341,7 @@ func (s *Service) ChangeProjectMemberRole(ctx context.Context, actor, id, user u
 		return nil, err
 	}
 	var m *Member
-	err = s.store.InTx(ctx, actor, func(tx Tx) error {
+	err = s.inTx(ctx, actor, func(tx Tx) error {
 		p, actorRole, err := projectAccess(ctx, tx, id, actor)
 		if err != nil {
 			return err
@@ -341,6 +362,16 @@ func (s *Service) ChangeProjectMemberRole(ctx context.Context, actor, id, user u
 		if m, err = tx.ProjectMember(ctx, id, user); err != nil {
 			return err
 		}
+		if err := s.emit(ctx, tx, actor, ProjectChannel(id), EventProjectMemberRoleChanged, map[string]any{
+			"project_id": id, "user_id": user, "role": r, "previous_role": old.Role,
+		}); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, NotificationsChannel(user), EventProjectMemberRoleChanged, map[string]any{
+			"project_id": id, "project_name": p.Name, "workspace_id": p.WorkspaceID, "role": r, "previous_role": old.Role,
+		}); err != nil {
+			return err
+		}
 		ev := s.audit(ctx, actor, "project.member.role_change", "user", user.String())
 		ev.WorkspaceID, ev.ProjectID = p.WorkspaceID, id
 		ev.Details = map[string]any{"from": string(old.Role), "to": string(r)}
@@ -352,7 +383,7 @@ func (s *Service) ChangeProjectMemberRole(ctx context.Context, actor, id, user u
 // RemoveProjectMember takes away a user's project role. Members may remove
 // themselves; removing others needs an admin, an owner for owners.
 func (s *Service) RemoveProjectMember(ctx context.Context, actor, id, user uuid.UUID) error {
-	return s.store.InTx(ctx, actor, func(tx Tx) error {
+	return s.inTx(ctx, actor, func(tx Tx) error {
 		p, actorRole, err := projectAccess(ctx, tx, id, actor)
 		if err != nil {
 			return err
@@ -374,6 +405,11 @@ func (s *Service) RemoveProjectMember(ctx context.Context, actor, id, user uuid.
 			}
 		}
 		if err := tx.DeleteProjectMember(ctx, id, user); err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, ProjectChannel(id), EventProjectMemberRemoved, map[string]any{
+			"project_id": id, "user_id": user, "role": old.Role,
+		}); err != nil {
 			return err
 		}
 		ev := s.audit(ctx, actor, "project.member.remove", "user", user.String())

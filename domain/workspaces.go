@@ -142,8 +142,9 @@ func (s *Service) RenameWorkspace(ctx context.Context, actor, id uuid.UUID, name
 }
 
 // DeleteWorkspace deletes a workspace with all its projects (owners only).
+// Each project's channel gets project.deleted.
 func (s *Service) DeleteWorkspace(ctx context.Context, actor, id uuid.UUID) error {
-	return s.store.InTx(ctx, actor, func(tx Tx) error {
+	return s.inTx(ctx, actor, func(tx Tx) error {
 		role, err := workspaceRole(ctx, tx, id, actor)
 		if err != nil {
 			return err
@@ -151,8 +152,19 @@ func (s *Service) DeleteWorkspace(ctx context.Context, actor, id uuid.UUID) erro
 		if err := authorize(role, ActWorkspaceDelete, "Workspace"); err != nil {
 			return err
 		}
+		ps, err := tx.ListProjects(ctx, id, actor, false, Page{})
+		if err != nil {
+			return err
+		}
 		if err := tx.DeleteWorkspace(ctx, id); err != nil {
 			return err
+		}
+		for _, p := range ps {
+			if err := s.emit(ctx, tx, actor, ProjectChannel(p.ID), EventProjectDeleted, map[string]any{
+				"project_id": p.ID, "workspace_id": id, "reason": "workspace.deleted",
+			}); err != nil {
+				return err
+			}
 		}
 		ev := s.audit(ctx, actor, "workspace.delete", "workspace", id.String())
 		ev.WorkspaceID = id
@@ -218,7 +230,7 @@ func (s *Service) AddWorkspaceMember(ctx context.Context, actor, id uuid.UUID, e
 		return nil, err
 	}
 	var m *Member
-	err = s.store.InTx(ctx, actor, func(tx Tx) error {
+	err = s.inTx(ctx, actor, func(tx Tx) error {
 		actorRole, err := workspaceRole(ctx, tx, id, actor)
 		if err != nil {
 			return err
@@ -249,6 +261,15 @@ func (s *Service) AddWorkspaceMember(ctx context.Context, actor, id uuid.UUID, e
 		if m, err = tx.WorkspaceMember(ctx, id, u.ID); err != nil {
 			return err
 		}
+		w, err := tx.WorkspaceByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, NotificationsChannel(u.ID), EventWorkspaceMemberAdded, map[string]any{
+			"workspace_id": id, "workspace_name": w.Name, "role": r,
+		}); err != nil {
+			return err
+		}
 		ev := s.audit(ctx, actor, "workspace.member.add", "user", u.ID.String())
 		ev.WorkspaceID = id
 		ev.Details = map[string]any{"role": string(r)}
@@ -265,7 +286,7 @@ func (s *Service) ChangeWorkspaceMemberRole(ctx context.Context, actor, id, user
 		return nil, err
 	}
 	var m *Member
-	err = s.store.InTx(ctx, actor, func(tx Tx) error {
+	err = s.inTx(ctx, actor, func(tx Tx) error {
 		actorRole, err := workspaceRole(ctx, tx, id, actor)
 		if err != nil {
 			return err
@@ -287,6 +308,15 @@ func (s *Service) ChangeWorkspaceMemberRole(ctx context.Context, actor, id, user
 			return err
 		}
 		if m, err = tx.WorkspaceMember(ctx, id, user); err != nil {
+			return err
+		}
+		w, err := tx.WorkspaceByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := s.emit(ctx, tx, actor, NotificationsChannel(user), EventWorkspaceMemberRoleChanged, map[string]any{
+			"workspace_id": id, "workspace_name": w.Name, "role": r, "previous_role": from,
+		}); err != nil {
 			return err
 		}
 		ev := s.audit(ctx, actor, "workspace.member.role_change", "user", user.String())
