@@ -74,6 +74,10 @@ type Publisher interface {
 	// it. An error with code EInvalid means the event can never be
 	// published (an unknown channel, say): the relay drops it. Any other
 	// error is taken as temporary, and the relay tries again later.
+	//
+	// The relay calls it inside its store transaction, which holds the
+	// claimed events (and, in the in-memory store, the whole store), so it
+	// must not call back into the Service or the Store.
 	PublishEvent(ctx context.Context, channel string, e *Event) error
 }
 

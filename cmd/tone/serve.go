@@ -67,6 +67,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 
 	svc, err := domain.NewService(store, domain.Config{
 		Keys: keys, AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, RefreshGrace: cfg.RefreshGrace,
+		Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -91,6 +92,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	defer stopNode()
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- node.Run(nodeCtx) }()
+	// The outbox relay publishes the events that use cases commit.
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelay()
+	relayDone := make(chan struct{})
+	go func() { svc.RunOutbox(relayCtx, nodePublisher{node}); close(relayDone) }()
 
 	api := tonehttp.NewServer(svc, tonehttp.Config{
 		MaxBodyBytes:    cfg.MaxBodyBytes,
@@ -137,19 +143,41 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	defer cancel()
 	// Realtime first: refuse new connections, tell clients to reconnect
 	// elsewhere, flush canvases; then finish the HTTP requests in flight.
+	// The relay and the broker stop last, so that the events of those
+	// requests still go out (what is left in a PostgreSQL outbox goes out
+	// from another node or the next start).
 	if err := node.Shutdown(sctx); err != nil {
 		logger.Warn("realtime shutdown", "err", err)
 	}
-	stopNode()
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown did not finish in time; closing connections", "err", err)
 		srv.Close()
 	}
+	stopRelay()
+	select {
+	case <-relayDone:
+	case <-sctx.Done():
+		logger.Warn("outbox relay did not stop in time")
+	}
+	stopNode()
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// nodePublisher publishes the domain's events on the realtime node: each
+// event, msgpack-encoded, is the d of a msg frame on its channel.
+type nodePublisher struct{ node *realtime.Node }
+
+var _ domain.Publisher = nodePublisher{}
+
+// PublishEvent implements domain.Publisher. An unknown channel is EInvalid
+// (the relay drops the event); a broker failure is EUnavailable (it retries).
+func (p nodePublisher) PublishEvent(ctx context.Context, ch string, e *domain.Event) error {
+	_, err := p.node.Publish(ctx, ch, e)
+	return err
 }
 
 // newLogger returns a slog logger writing JSON, or text when format is
