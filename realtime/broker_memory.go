@@ -92,6 +92,15 @@ func (b *MemoryBroker) expire() {
 	defer b.mu.Unlock()
 	now := b.now()
 	for ch, s := range b.streams {
+		if b.subs[ch] {
+			// Someone here is listening: keep the stream's epoch and
+			// offset, so their subscriptions stay in place however quiet
+			// the channel is; only its history ages out.
+			if b.HistoryTTL > 0 && now.Sub(s.touch) > b.HistoryTTL {
+				s.pubs = nil
+			}
+			continue
+		}
 		if b.HistoryTTL > 0 && now.Sub(s.touch) > b.HistoryTTL {
 			delete(b.streams, ch)
 		}
@@ -113,7 +122,7 @@ func (b *MemoryBroker) expire() {
 func (b *MemoryBroker) stream(ch string) *memStream {
 	s := b.streams[ch]
 	now := b.now()
-	if s == nil || (b.HistoryTTL > 0 && now.Sub(s.touch) > b.HistoryTTL) {
+	if s == nil || (b.HistoryTTL > 0 && now.Sub(s.touch) > b.HistoryTTL && !b.subs[ch]) {
 		s = &memStream{epoch: newEpoch(), touch: now}
 		b.streams[ch] = s
 	}

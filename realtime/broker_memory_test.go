@@ -168,3 +168,33 @@ func TestMemoryBrokerPresenceExpiryBoundary(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, list)
 }
+
+// TestMemoryBrokerQuietSubscribedChannel: a channel this node listens to
+// keeps its epoch and offsets however long it stays quiet, so live
+// subscriptions are not reset; only its history ages out.
+func TestMemoryBrokerQuietSubscribedChannel(t *testing.T) {
+	b, clock := newClockedMemoryBroker(10, time.Minute)
+	ctx := context.Background()
+	require.NoError(t, b.Subscribe(ctx, "q"))
+	first, err := b.Publish(ctx, "q", &Publication{Data: []byte{1}})
+	require.NoError(t, err)
+	clock.add(time.Hour)
+	b.expire()
+
+	_, top, err := b.History(ctx, "q", Position{Offset: 0, Epoch: first.Epoch}, 0)
+	assert.ErrorIs(t, err, ErrHistoryUnavailable, "the history itself is gone")
+	assert.Equal(t, first, top, "the position is kept")
+	pubs, _, err := b.History(ctx, "q", first, 0)
+	require.NoError(t, err, "a subscriber at the top has missed nothing")
+	assert.Empty(t, pubs)
+	next, err := b.Publish(ctx, "q", &Publication{Data: []byte{2}})
+	require.NoError(t, err)
+	assert.Equal(t, Position{Offset: 2, Epoch: first.Epoch}, next, "same epoch, next offset")
+
+	// Once nobody listens, an idle stream is forgotten as before.
+	require.NoError(t, b.Unsubscribe(ctx, "q"))
+	clock.add(time.Hour)
+	b.expire()
+	_, top, _ = b.History(ctx, "q", Position{}, 0)
+	assert.NotEqual(t, first.Epoch, top.Epoch)
+}

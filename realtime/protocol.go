@@ -90,14 +90,49 @@ type PresenceInfo struct {
 var ErrMalformed = errors.New("malformed message")
 
 // DecodeMessage decodes one WebSocket message from a client: a frame, or an
-// array of at most MaxBatch frames (a batch). It never panics on bad input.
-func DecodeMessage(b []byte) ([]Frame, error) { return decodeMessage(b, MaxBatch) }
+// array of at most MaxBatch frames (a batch). Keys that only the server
+// sends (pubs, pres, pos, ...) are refused like unknown keys, before any of
+// their content is decoded. It never panics on bad input.
+func DecodeMessage(b []byte) ([]Frame, error) {
+	in, err := decodeMessage[clientFrame](b, MaxBatch)
+	if err != nil {
+		return nil, err
+	}
+	frames := make([]Frame, len(in))
+	for i, f := range in {
+		frames[i] = Frame{Type: f.Type, ID: f.ID, Channel: f.Channel, Token: f.Token, Data: f.Data, Since: f.Since,
+			Limit: f.Limit, State: f.State, Update: f.Update, Version: f.Version, Replica: f.Replica, Name: f.Name}
+	}
+	return frames, nil
+}
+
+// clientFrame holds the keys of Frame that clients send.
+type clientFrame struct {
+	Type    string             `msgpack:"t"`
+	ID      uint64             `msgpack:"id,omitempty"`
+	Channel string             `msgpack:"ch,omitempty"`
+	Token   string             `msgpack:"tok,omitempty"`
+	Data    msgpack.RawMessage `msgpack:"d,omitempty"`
+	Since   *Position          `msgpack:"since,omitempty"`
+	Limit   int                `msgpack:"limit,omitempty"`
+	State   msgpack.RawMessage `msgpack:"st,omitempty"`
+	Update  []byte             `msgpack:"u,omitempty"`
+	Version map[uint64]uint64  `msgpack:"vv,omitempty"`
+	Replica uint64             `msgpack:"replica,omitempty"`
+	Name    string             `msgpack:"name,omitempty"`
+}
+
+func (f *clientFrame) typ() string { return f.Type }
+func (f *Frame) typ() string       { return f.Type }
 
 // DecodeServerMessage decodes one WebSocket message from the server, whose
 // batches may hold any number of frames.
-func DecodeServerMessage(b []byte) ([]Frame, error) { return decodeMessage(b, 1<<20) }
+func DecodeServerMessage(b []byte) ([]Frame, error) { return decodeMessage[Frame](b, 1<<20) }
 
-func decodeMessage(b []byte, maxFrames int) ([]Frame, error) {
+func decodeMessage[T any, PT interface {
+	*T
+	typ() string
+}](b []byte, maxFrames int) ([]T, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty", ErrMalformed)
 	}
@@ -107,7 +142,7 @@ func decodeMessage(b []byte, maxFrames int) ([]Frame, error) {
 	r := bytes.NewReader(b) // a ByteScanner, so the decoder reads no further than it needs
 	dec := msgpack.NewDecoder(r)
 	dec.DisallowUnknownFields(true)
-	var frames []Frame
+	var frames []T
 	c := b[0]
 	switch {
 	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
@@ -118,14 +153,14 @@ func decodeMessage(b []byte, maxFrames int) ([]Frame, error) {
 		if n <= 0 || n > maxFrames {
 			return nil, fmt.Errorf("%w: a batch holds 1 to %d frames", ErrMalformed, maxFrames)
 		}
-		frames = make([]Frame, n)
+		frames = make([]T, n)
 		for i := range frames {
 			if err := dec.Decode(&frames[i]); err != nil {
 				return nil, fmt.Errorf("%w: frame %d: %v", ErrMalformed, i, err)
 			}
 		}
 	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
-		frames = make([]Frame, 1)
+		frames = make([]T, 1)
 		if err := dec.Decode(&frames[0]); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 		}
@@ -136,7 +171,7 @@ func decodeMessage(b []byte, maxFrames int) ([]Frame, error) {
 		return nil, fmt.Errorf("%w: trailing bytes", ErrMalformed)
 	}
 	for i := range frames {
-		if frames[i].Type == "" {
+		if PT(&frames[i]).typ() == "" {
 			return nil, fmt.Errorf("%w: frame %d has no type", ErrMalformed, i)
 		}
 	}
