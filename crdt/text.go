@@ -55,9 +55,9 @@ type Text struct {
 	// seqs that the index does not hold.
 	seen map[ReplicaID]*textSeqs
 
-	pending map[ID]TextOp  // ops waiting for characters, by op id
-	waiting map[ID][]ID    // missing character -> ids of pending ops
-	woken   []ID           // pending ops to retry
+	pending map[ID]TextOp // ops waiting for characters, by op id
+	waiting map[ID][]ID   // missing character -> ids of pending ops
+	woken   []ID          // pending ops to retry
 }
 
 // NewText returns an empty text. It is the same as new(Text).

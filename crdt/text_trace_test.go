@@ -123,3 +123,79 @@ func textReplaySeq(tb testing.TB, tr *textTrace) *TextReplica {
 	}
 	return r
 }
+
+// textReplayConcurrent replays a concurrent trace with one replica per agent.
+// Before each transaction the agent's replica is brought to exactly the
+// merged state of the transaction's parents by applying the missing ops of
+// every agent, and the transaction's patches are then typed there. It
+// returns the replicas and every agent's ops in seq order.
+func textReplayConcurrent(tb testing.TB, tr *textTrace) ([]*TextReplica, [][]TextOp) {
+	tb.Helper()
+	n := tr.NumAgents
+	reps := make([]*TextReplica, n)
+	for a := range reps {
+		reps[a] = NewTextReplica(ReplicaID(a+1), nil)
+	}
+	ops := make([][]TextOp, n)
+	vvs := make([]VersionVector, len(tr.Txns)) // version after each txn
+	for i := range tr.Txns {
+		txn := &tr.Txns[i]
+		target := VersionVector{}
+		for _, p := range txn.Parents {
+			target.Merge(vvs[p])
+		}
+		r := reps[txn.Agent]
+		textCatchUp(tb, r, ops, target)
+		for _, p := range txn.Patches {
+			if p.Del > 0 {
+				op, err := r.Delete(p.Pos, p.Del)
+				if err != nil {
+					tb.Fatalf("txn %d: %v", i, err)
+				}
+				ops[txn.Agent] = append(ops[txn.Agent], op)
+			}
+			if p.Ins != "" {
+				op, err := r.Insert(p.Pos, p.Ins)
+				if err != nil {
+					tb.Fatalf("txn %d: %v", i, err)
+				}
+				ops[txn.Agent] = append(ops[txn.Agent], op)
+			}
+		}
+		vvs[i] = target.Clone()
+		if last := r.next - 1; last > 0 {
+			vvs[i][r.replica] = last
+		}
+	}
+	return reps, ops
+}
+
+// textCatchUp applies to r the ops of every agent up to target, and checks
+// that r then has exactly target.
+func textCatchUp(tb testing.TB, r *TextReplica, ops [][]TextOp, target VersionVector) {
+	tb.Helper()
+	have := r.Version()
+	for a := range ops {
+		id := ReplicaID(a + 1)
+		if id == r.replica {
+			continue
+		}
+		for _, op := range ops[a] {
+			if op.ID.Seq > have[id] && op.ID.Seq <= target[id] {
+				if err := r.Apply(op); err != nil {
+					tb.Fatal(err)
+				}
+			}
+		}
+	}
+	got := r.Version()
+	for a := range ops {
+		id := ReplicaID(a + 1)
+		if id != r.replica && got[id] != target[id] {
+			tb.Fatalf("replica %d has %v of agent %d, parents need %v", r.replica, got[id], id, target[id])
+		}
+	}
+	if got[r.replica] != target[r.replica] {
+		tb.Fatalf("replica %d is ahead of the parents: %v > %v", r.replica, got[r.replica], target[r.replica])
+	}
+}
