@@ -213,23 +213,36 @@ func (t *Text) Delete(id ID, pos, n int) (TextOp, error) {
 	if err := t.checkLocalID(id, 1); err != nil {
 		return TextOp{}, err
 	}
+	// Walk the visible characters, splitting off and marking each piece.
 	var spans []TextSpan
 	p, off := t.findVisible(pos)
 	for n > 0 {
-		it := p.item()
-		if v := it.vis(); v > 0 {
-			k := min(v-off, n)
-			spans = textAddSpan(spans, ID{it.id.Replica, it.id.Seq + uint64(off)}, uint64(k))
-			n -= k
+		if p.item().vis() == 0 {
+			p.i++
+			p, _ = p.norm()
+			continue
 		}
-		off = 0
+		if off > 0 {
+			p = t.split(p, off)
+			off = 0
+		}
+		it := p.item()
+		if it.n > n {
+			start := it.id
+			t.split(p, n)
+			p, _, _ = t.findID(start) // the split may have moved it
+			it = p.item()
+		}
+		spans = textAddSpan(spans, it.id, uint64(it.n))
+		n -= it.n
+		t.touched(p.leaf)
+		p.leaf.addCounts(-it.n, 0)
+		it.del = id
 		p.i++
 		p, _ = p.norm()
 	}
-	op := TextOp{Kind: TextDelete, ID: id, Spans: spans}
-	t.applyDelete(id, spans)
 	t.markSeen(id.Replica, id.Seq, id.Seq+1)
-	return op, nil
+	return TextOp{Kind: TextDelete, ID: id, Spans: spans}, nil
 }
 
 // textAddSpan appends the span [start, start+n) to spans, merging it into the

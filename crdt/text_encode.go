@@ -201,6 +201,11 @@ const (
 	textOriginNone     = 0 // zero id: start (left) or end (right)
 	textOriginAdjacent = 1 // previous item's last (left) / next item's first (right) character
 	textOriginExplicit = 2 // replica index and seq delta follow
+	// Left: the run continues an earlier run of the same replica that ends
+	// at seq-1, which lies k runs back (uvarint k follows instead of the
+	// replica and seq). Right: the same origin right as the run that starts
+	// where this one ends.
+	textOriginContinues = 3
 
 	textStateVisible   = 0
 	textStateCollected = 1 // deleted, content dropped
@@ -225,22 +230,22 @@ func (t *Text) canonicalItems() []textItem {
 
 // Encode returns the whole state of the text: a msgpack array
 //
-//	[version, replicas, seen, items, content, pending]
+//		[version, replicas, seen, items, content, pending]
 //
-//   - version: [TextStateVersion].
-//   - replicas: array of the replica ids that occur anywhere, ascending;
-//     the other fields refer to a replica by its index here.
-//   - seen: bin; for each replica in table order, uvarint k then k pairs of
-//     uvarints (start-prevEnd, length), the applied seq ranges [start,
-//     start+length), prevEnd starting at 0.
-//   - items: bin; uvarint count, then per run in document order: a flags
-//     byte, then [replica index] if flag bit 0, zigzag(seq - end of the
-//     previous run of that replica), length, [left: replica index,
-//     zigzag(seq - left seq)] if explicit, [right: likewise], [deleter:
-//     replica index, zigzag(deleter seq - seq)] if attributed.
-//   - content: string, the content of every run that has content, in
-//     document order.
-//   - pending: array of the pending ops, in id order.
+//	  - version: [TextStateVersion].
+//	  - replicas: array of the replica ids that occur anywhere, ascending;
+//	    the other fields refer to a replica by its index here.
+//	  - seen: bin; for each replica in table order, uvarint k then k pairs of
+//	    uvarints (start-prevEnd, length), the applied seq ranges [start,
+//	    start+length), prevEnd starting at 0.
+//	  - items: bin; uvarint count, then per run in document order: a flags
+//	    byte, then [replica index] if flag bit 0, zigzag(seq - end of the
+//	    previous run of that replica), length, [left: replica index,
+//	    zigzag(seq - left seq)] if explicit, [right: likewise], [deleter:
+//	    replica index, zigzag(deleter seq - seq)] if attributed.
+//	  - content: string, the content of every run that has content, in
+//	    document order.
+//	  - pending: array of the pending ops, in id order.
 //
 // Equal states (the same applied operations and collections) encode to
 // equal bytes.
@@ -289,25 +294,36 @@ func (t *Text) Encode() ([]byte, error) {
 	body := binary.AppendUvarint(make([]byte, 0, len(items)*8), uint64(len(items)))
 	content := make([]rune, 0, t.root.vis)
 	base := map[ReplicaID]uint64{}
+	ends := make(map[ID]int, len(items)) // last character -> run index
 	var prevRep ReplicaID
 	for i := range items {
 		it := &items[i]
 		var flags uint64
-		if i == 0 || it.id.Replica != prevRep {
-			flags |= textFlagReplica
-		}
 		lk, rk := uint64(textOriginExplicit), uint64(textOriginExplicit)
+		back := 0
 		switch {
 		case it.left == ID{}:
 			lk = textOriginNone
 		case i > 0 && it.left == items[i-1].last():
 			lk = textOriginAdjacent
+		case it.left == ID{it.id.Replica, it.id.Seq - 1}:
+			if j, ok := ends[it.left]; ok {
+				lk, back = textOriginContinues, i-j
+			}
 		}
+		ends[it.last()] = i
 		switch {
 		case it.right == ID{}:
 			rk = textOriginNone
 		case i+1 < len(items) && it.right == items[i+1].id:
 			rk = textOriginAdjacent
+		default:
+			if p, _, ok := t.findID(ID{it.id.Replica, it.end()}); ok && p.item().right == it.right {
+				rk = textOriginContinues
+			}
+		}
+		if lk != textOriginContinues && (i == 0 || it.id.Replica != prevRep) {
+			flags |= textFlagReplica
 		}
 		sk := uint64(textStateVisible)
 		switch {
@@ -318,11 +334,15 @@ func (t *Text) Encode() ([]byte, error) {
 		}
 		flags |= lk<<textLeftShift | rk<<textRightShift | sk<<textStateShift
 		body = append(body, byte(flags))
-		if flags&textFlagReplica != 0 {
-			body = binary.AppendUvarint(body, index[it.id.Replica])
+		if lk == textOriginContinues {
+			body = binary.AppendUvarint(body, uint64(back))
+		} else {
+			if flags&textFlagReplica != 0 {
+				body = binary.AppendUvarint(body, index[it.id.Replica])
+			}
+			body = binary.AppendUvarint(body, textZig(int64(it.id.Seq-base[it.id.Replica])))
 		}
 		prevRep = it.id.Replica
-		body = binary.AppendUvarint(body, textZig(int64(it.id.Seq-base[it.id.Replica])))
 		base[it.id.Replica] = it.end()
 		body = binary.AppendUvarint(body, uint64(it.n))
 		for _, o := range [...]struct {
@@ -573,64 +593,83 @@ func textDecode(b []byte) (*Text, error) {
 		if ir.err != nil {
 			return nil, ir.err
 		}
-		if flags >= 1<<7 {
+		lk := uint64(flags>>textLeftShift) & 3
+		rk := uint64(flags>>textRightShift) & 3
+		sk := uint64(flags>>textStateShift) & 3
+		if flags >= 1<<7 || sk == 3 {
 			return nil, bad("item flags %#x", flags)
 		}
-		if flags&textFlagReplica != 0 {
-			cur = rep(ir)
-		} else if i == 0 {
-			return nil, bad("first item without replica")
+		var it textItem
+		var seq uint64
+		if lk == textOriginContinues {
+			k := ir.uvarint()
+			if ir.err != nil {
+				return nil, ir.err
+			}
+			if flags&textFlagReplica != 0 || k == 0 || k > i {
+				return nil, bad("bad continued run")
+			}
+			prev := &items[i-k]
+			cur, seq = prev.id.Replica, prev.end()
+			it.left = prev.last()
+		} else {
+			if flags&textFlagReplica != 0 {
+				cur = rep(ir)
+			} else if i == 0 {
+				return nil, bad("first item without replica")
+			}
+			d := textUnzig(ir.uvarint())
+			if ir.err != nil {
+				return nil, ir.err
+			}
+			seq = base[cur] + uint64(d)
+			if d < -int64(TextMaxSeq) || d > int64(TextMaxSeq) {
+				return nil, bad("item seq out of range")
+			}
 		}
-		d := textUnzig(ir.uvarint())
 		ln := ir.uvarint()
 		if ir.err != nil {
 			return nil, ir.err
 		}
-		seq := base[cur] + uint64(d)
-		if d < -int64(TextMaxSeq) || d > int64(TextMaxSeq) || seq == 0 || seq >= TextMaxSeq ||
-			ln == 0 || ln > TextMaxSeq-seq || ln > 1<<40 {
+		if seq == 0 || seq >= TextMaxSeq || ln == 0 || ln > TextMaxSeq-seq || ln > 1<<40 {
 			return nil, bad("item seq or length out of range")
 		}
 		total += ln
 		if total > 1<<40 {
 			return nil, bad("too many characters")
 		}
-		it := textItem{id: ID{cur, seq}, n: int(ln)}
+		it.id, it.n = ID{cur, seq}, int(ln)
 		base[cur] = seq + ln
-		origin := func(kind uint64) (ID, error) {
-			switch kind {
-			case textOriginNone:
-				return ID{}, nil
-			case textOriginExplicit:
-				r := rep(ir)
-				od := textUnzig(ir.uvarint())
-				if ir.err != nil {
-					return ID{}, ir.err
-				}
-				os := seq - uint64(od)
-				if od < -int64(TextMaxSeq) || od > int64(TextMaxSeq) || os == 0 || os >= TextMaxSeq {
-					return ID{}, bad("origin out of range")
-				}
-				return ID{r, os}, nil
+		explicit := func() (ID, error) {
+			r := rep(ir)
+			od := textUnzig(ir.uvarint())
+			if ir.err != nil {
+				return ID{}, ir.err
 			}
-			return ID{}, nil
+			os := seq - uint64(od)
+			if od < -int64(TextMaxSeq) || od > int64(TextMaxSeq) || os == 0 || os >= TextMaxSeq {
+				return ID{}, bad("origin out of range")
+			}
+			return ID{r, os}, nil
 		}
-		lk := uint64(flags>>textLeftShift) & 3
-		rk := uint64(flags>>textRightShift) & 3
-		sk := uint64(flags>>textStateShift) & 3
-		if lk == 3 || rk == 3 || sk == 3 {
-			return nil, bad("item flags %#x", flags)
-		}
-		if lk == textOriginAdjacent {
+		switch lk {
+		case textOriginAdjacent:
 			if i == 0 {
 				return nil, bad("first item with adjacent origin left")
 			}
 			it.left = items[i-1].last()
-		} else if it.left, err = origin(lk); err != nil {
-			return nil, err
+		case textOriginExplicit:
+			if it.left, err = explicit(); err != nil {
+				return nil, err
+			}
 		}
-		if it.right, err = origin(rk); err != nil {
-			return nil, err
+		switch rk {
+		case textOriginExplicit:
+			if it.right, err = explicit(); err != nil {
+				return nil, err
+			}
+		case textOriginContinues:
+			it.right = textUnresolved
 		}
 		rightAdj = append(rightAdj, rk == textOriginAdjacent)
 		switch sk {
@@ -676,29 +715,69 @@ func textDecode(b []byte) (*Text, error) {
 	if err := t.buildChecked(items); err != nil {
 		return nil, err
 	}
-	for i := range items {
-		it := &items[i]
+	if err := t.resolveRights(); err != nil {
+		return nil, err
+	}
+	var err2 error
+	t.each(func(it *textItem) bool {
 		s := t.seen[it.id.Replica]
 		if s == nil || !textRangeInSeqs(*s, it.id.Seq, it.end()) {
-			return nil, bad("run %v not covered by seen", it.id)
+			err2 = bad("run %v not covered by seen", it.id)
+			return false
 		}
 		for _, o := range [...]ID{it.left, it.right} {
 			if o != (ID{}) && t.idx.leaf(o) == nil {
-				return nil, bad("origin %v of run %v is unknown", o, it.id)
+				err2 = bad("origin %v of run %v is unknown", o, it.id)
+				return false
 			}
 		}
 		if it.del != (ID{}) && it.del != textCollected {
 			ds := t.seen[it.del.Replica]
 			if !textValidID(it.del) || ds == nil || !ds.has(it.del.Seq) || t.idx.leaf(it.del) != nil {
-				return nil, bad("deleter %v of run %v is not a delete", it.del, it.id)
+				err2 = bad("deleter %v of run %v is not a delete", it.del, it.id)
+				return false
 			}
 		}
+		return true
+	})
+	if err2 != nil {
+		return nil, err2
 	}
 	for _, op := range pending {
 		t.applyOne(op)
 	}
 	t.drain()
 	return t, nil
+}
+
+// textUnresolved stands for an origin right decoded as "the same as the run
+// that continues this one" until resolveRights fills it in.
+var textUnresolved = ID{Replica: 0, Seq: 2}
+
+// resolveRights replaces every textUnresolved origin right with the origin
+// right of the run that starts where the item ends, following chains.
+func (t *Text) resolveRights() error {
+	var chain []*textItem
+	var err error
+	t.each(func(it *textItem) bool {
+		for x := it; x.right == textUnresolved; {
+			chain = append(chain, x)
+			p, off, ok := t.findID(ID{x.id.Replica, x.end()})
+			if !ok || off != 0 {
+				err = fmt.Errorf("%w: run %v continues nowhere", ErrTextEncoding, x.id)
+				return false
+			}
+			x = p.item()
+			if x.right != textUnresolved {
+				for _, c := range chain {
+					c.right = x.right
+				}
+			}
+		}
+		chain = chain[:0]
+		return true
+	})
+	return err
 }
 
 // textRangeInSeqs reports whether [start, end) lies inside one range of s.

@@ -1,7 +1,5 @@
 package crdt
 
-import "sort"
-
 // textIndex maps character ids to the leaf of the text tree that holds them.
 // It stores ranges, not characters: an entry says that the characters
 // id.Seq .. id.Seq+n-1 of id.Replica all live in one leaf. Entries are kept
@@ -34,13 +32,30 @@ type textIndexPos struct{ ci, ei int }
 func (x *textIndex) locate(id ID) (textIndexPos, bool) {
 	cs := x.chunks
 	// Last chunk whose first entry starts at or before id.
-	ci := sort.Search(len(cs), func(i int) bool { return id.Less(cs[i][0].id) }) - 1
+	lo, hi := 0, len(cs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if id.Less(cs[m][0].id) {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	ci := lo - 1
 	if ci < 0 {
 		return textIndexPos{}, false
 	}
 	c := cs[ci]
-	ei := sort.Search(len(c), func(i int) bool { return id.Less(c[i].id) }) - 1
-	return textIndexPos{ci, ei}, true
+	lo, hi = 0, len(c)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if id.Less(c[m].id) {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return textIndexPos{ci, lo - 1}, true
 }
 
 func (x *textIndex) at(p textIndexPos) *textIndexEntry { return &x.chunks[p.ci][p.ei] }
@@ -213,6 +228,9 @@ func (x *textIndex) set(id ID, n uint64, leaf *textNode) {
 			}
 		}
 	}
+	if x.setInside(id, end, leaf) {
+		return
+	}
 	x.splitAt(id.Replica, id.Seq)
 	x.splitAt(id.Replica, end)
 	// Remove the entries inside [id, end).
@@ -239,6 +257,42 @@ func (x *textIndex) set(id ID, n uint64, leaf *textNode) {
 	}
 	x.insertAt(ins, textIndexEntry{id: id, n: n, leaf: leaf})
 	x.mergeAround(id)
+}
+
+// setInside handles a range that lies inside one entry of another leaf (an
+// item moving to a new leaf): it splits that entry around the range.
+func (x *textIndex) setInside(id ID, end uint64, leaf *textNode) bool {
+	p, ok := x.locate(id)
+	if !ok {
+		return false
+	}
+	e := x.at(p)
+	if e.id.Replica != id.Replica || e.end() < end || e.id.Seq > id.Seq {
+		return false
+	}
+	old, eEnd := e.leaf, e.end()
+	switch {
+	case e.id.Seq == id.Seq && eEnd == end:
+		e.leaf = leaf
+		x.mergeAround(id)
+	case e.id.Seq == id.Seq:
+		e.id.Seq, e.n = end, eEnd-end
+		x.insertAt(p, textIndexEntry{id: id, n: end - id.Seq, leaf: leaf})
+		x.mergeAround(id)
+	case eEnd == end:
+		e.n = id.Seq - e.id.Seq
+		p.ei++
+		x.insertAt(p, textIndexEntry{id: id, n: end - id.Seq, leaf: leaf})
+		x.mergeAround(id)
+	default:
+		e.n = id.Seq - e.id.Seq
+		p.ei++
+		x.insertAt(p, textIndexEntry{id: id, n: end - id.Seq, leaf: leaf})
+		q, _ := x.locate(id)
+		q.ei++
+		x.insertAt(q, textIndexEntry{id: ID{id.Replica, end}, n: eEnd - end, leaf: old})
+	}
+	return true
 }
 
 // mergeAround merges the entry containing id with its neighbours when they

@@ -1,0 +1,162 @@
+package crdt
+
+import (
+	"runtime"
+	"testing"
+)
+
+// Benchmarks on the real editing traces; docs/benchmarks.md quotes them.
+//
+//	go test -run '^$' -bench 'BenchmarkText' -benchtime 10x -count 5 ./crdt/
+
+// BenchmarkTextAutomergePaperReplay replays the 259,778 edits of
+// automerge-paper one by one on one replica. It reports the heap held by the
+// text afterwards and the size of its encoded state, raw and after Collect.
+func BenchmarkTextAutomergePaperReplay(b *testing.B) {
+	tr := textLoadTrace(b, "automerge-paper")
+	var heap uint64
+	var r *TextReplica
+	b.StopTimer()
+	for range b.N {
+		r = nil
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		r = textReplaySeq(b, tr)
+		b.StopTimer()
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		heap = after.HeapAlloc - before.HeapAlloc
+		runtime.KeepAlive(r)
+	}
+	if r.String() != tr.EndContent {
+		b.Fatal("wrong content")
+	}
+	enc, err := r.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Collect(r.Version())
+	gc, err := r.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(heap), "heap-B")
+	b.ReportMetric(float64(len(enc)), "state-B")
+	b.ReportMetric(float64(len(gc)), "collected-state-B")
+}
+
+// textPaperState returns the encoded automerge-paper state, collected or not.
+func textPaperState(b *testing.B, collect bool) []byte {
+	r := textReplaySeq(b, textLoadTrace(b, "automerge-paper"))
+	if collect {
+		r.Collect(r.Version())
+	}
+	enc, err := r.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return enc
+}
+
+// BenchmarkTextAutomergePaperLoad decodes the encoded final state.
+func BenchmarkTextAutomergePaperLoad(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		collect bool
+	}{{"raw", false}, {"collected", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			enc := textPaperState(b, c.collect)
+			b.SetBytes(int64(len(enc)))
+			for b.Loop() {
+				if _, err := DecodeText(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkTextAutomergePaperRemote applies the whole trace to an empty
+// replica as one remote update: DiffSince(nothing) of the replayed text,
+// encoded, then decoded and applied.
+func BenchmarkTextAutomergePaperRemote(b *testing.B) {
+	r := textReplaySeq(b, textLoadTrace(b, "automerge-paper"))
+	upd, err := EncodeTextOps(r.DiffSince(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := r.String()
+	b.ReportMetric(float64(len(upd)), "update-B")
+	for b.Loop() {
+		ops, err := DecodeTextOps(upd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := NewText()
+		if err := t.Apply(ops...); err != nil {
+			b.Fatal(err)
+		}
+		if t.Len() != len([]rune(want)) {
+			b.Fatal("wrong length")
+		}
+	}
+}
+
+// BenchmarkTextAutomergePaperOps applies the 259,778 individual ops of the
+// trace, as a replica receiving them one message at a time would.
+func BenchmarkTextAutomergePaperOps(b *testing.B) {
+	tr := textLoadTrace(b, "automerge-paper")
+	var ops []TextOp
+	r := NewTextReplica(1, nil)
+	for i := range tr.Txns {
+		for _, p := range tr.Txns[i].Patches {
+			if p.Del > 0 {
+				op, _ := r.Delete(p.Pos, p.Del)
+				ops = append(ops, op)
+			}
+			if p.Ins != "" {
+				op, _ := r.Insert(p.Pos, p.Ins)
+				ops = append(ops, op)
+			}
+		}
+	}
+	for b.Loop() {
+		t := NewText()
+		for i := range ops {
+			if err := t.Apply(ops[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkTextConcurrentMerge merges the op logs of every agent of a
+// concurrent trace into an empty replica and reports the final state size.
+func BenchmarkTextConcurrentMerge(b *testing.B) {
+	for _, name := range []string{"friendsforever", "clownschool"} {
+		b.Run(name, func(b *testing.B) {
+			tr := textLoadTrace(b, name)
+			_, ops := textReplayConcurrent(b, tr)
+			var t *Text
+			for b.Loop() {
+				t = NewText()
+				for a := range ops {
+					if err := t.Apply(ops[a]...); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if t.String() != tr.EndContent {
+				b.Fatal("wrong content")
+			}
+			enc, _ := t.Encode()
+			t.Collect(t.Version())
+			gc, _ := t.Encode()
+			b.ReportMetric(float64(len(enc)), "state-B")
+			b.ReportMetric(float64(len(gc)), "collected-state-B")
+		})
+	}
+}
