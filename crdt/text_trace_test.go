@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 )
@@ -171,31 +172,29 @@ func textReplayConcurrent(tb testing.TB, tr *textTrace) ([]*TextReplica, [][]Tex
 }
 
 // textCatchUp applies to r the ops of every agent up to target, and checks
-// that r then has exactly target.
+// that r then has exactly target. Ops are applied in each agent's order;
+// r.Version says how far r got.
 func textCatchUp(tb testing.TB, r *TextReplica, ops [][]TextOp, target VersionVector) {
 	tb.Helper()
 	have := r.Version()
 	for a := range ops {
 		id := ReplicaID(a + 1)
-		if id == r.replica {
+		if id == r.replica || have[id] >= target[id] {
 			continue
 		}
-		for _, op := range ops[a] {
-			if op.ID.Seq > have[id] && op.ID.Seq <= target[id] {
-				if err := r.Apply(op); err != nil {
-					tb.Fatal(err)
-				}
+		// First op of agent a that r lacks.
+		i := sort.Search(len(ops[a]), func(i int) bool { return ops[a][i].ID.Seq > have[id] })
+		for ; i < len(ops[a]) && ops[a][i].ID.Seq <= target[id]; i++ {
+			if err := r.Apply(ops[a][i]); err != nil {
+				tb.Fatal(err)
 			}
 		}
 	}
 	got := r.Version()
 	for a := range ops {
 		id := ReplicaID(a + 1)
-		if id != r.replica && got[id] != target[id] {
+		if got[id] != target[id] {
 			tb.Fatalf("replica %d has %v of agent %d, parents need %v", r.replica, got[id], id, target[id])
 		}
-	}
-	if got[r.replica] != target[r.replica] {
-		tb.Fatalf("replica %d is ahead of the parents: %v > %v", r.replica, got[r.replica], target[r.replica])
 	}
 }
