@@ -93,13 +93,18 @@ func (net *textNet) edit(t testing.TB, i int) {
 	net.send(i, op)
 }
 
-// settle delivers everything and checks that all replicas converged.
-func (net *textNet) settle(t testing.TB) {
+// flush delivers every queued op.
+func (net *textNet) flush(t testing.TB) {
 	for i := range net.reps {
 		for len(net.queue[i]) > 0 {
 			net.deliver(t, i)
 		}
 	}
+}
+
+// settle delivers everything and checks that all replicas converged.
+func (net *textNet) settle(t testing.TB) {
+	net.flush(t)
 	want := net.reps[0].String()
 	wantEnc, err := net.reps[0].Encode()
 	require.NoError(t, err)

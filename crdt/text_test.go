@@ -70,3 +70,216 @@ func TestTextConcurrentTraces(t *testing.T) {
 		})
 	}
 }
+
+func textMust[T any](t *testing.T) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		require.NoError(t, err)
+		return v
+	}
+}
+
+func TestTextBasics(t *testing.T) {
+	op := textMust[TextOp](t)
+	r := NewTextReplica(1, nil)
+	require.Equal(t, "", r.String())
+	ins := op(r.Insert(0, "héllo"))
+	require.Equal(t, TextOp{Kind: TextInsert, ID: ID{1, 1}, Text: "héllo"}, ins)
+	require.Equal(t, uint64(5), ins.Seqs())
+	op(r.Insert(5, " world"))
+	require.Equal(t, "héllo world", r.String())
+	require.Equal(t, 11, r.Len())
+	del := op(r.Delete(1, 4)) // "éllo"
+	require.Equal(t, TextOp{Kind: TextDelete, ID: ID{1, 12}, Spans: []TextSpan{{ID{1, 2}, 4}}}, del)
+	require.Equal(t, "h world", r.String())
+	require.Equal(t, VersionVector{1: 12}, r.Version())
+	require.True(t, r.Has(ID{1, 12}))
+	require.False(t, r.Has(ID{1, 13}))
+
+	// Ids and positions.
+	id := textMust[ID](t)(r.IDAt(2))
+	require.Equal(t, ID{1, 7}, id) // 'w'
+	pos, vis, err := r.PosOf(ID{1, 3}) // a deleted 'l'
+	require.NoError(t, err)
+	require.False(t, vis)
+	require.Equal(t, 1, pos)
+	_, _, err = r.PosOf(ID{9, 1})
+	require.ErrorIs(t, err, ErrTextUnknownID)
+
+	// A cursor after "h w" survives an insert before it.
+	c := textMust[ID](t)(r.Cursor(3))
+	op(r.Insert(0, ">> "))
+	cp, err := r.CursorPos(c)
+	require.NoError(t, err)
+	require.Equal(t, 6, cp)
+	require.Equal(t, ">> h w", r.String()[:cp])
+}
+
+func TestTextErrorsChangeNothing(t *testing.T) {
+	r := NewTextReplica(1, nil)
+	_, err := r.Insert(0, "abc")
+	require.NoError(t, err)
+	before, err := r.Encode()
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"insert past end", func() error { _, err := r.Insert(4, "x"); return err }, ErrTextPosition},
+		{"insert negative", func() error { _, err := r.Insert(-1, "x"); return err }, ErrTextPosition},
+		{"insert empty", func() error { _, err := r.Insert(0, ""); return err }, ErrTextInvalidOp},
+		{"insert bad utf8", func() error { _, err := r.Insert(0, "\xff"); return err }, ErrTextInvalidOp},
+		{"insert used id", func() error { _, err := r.Text.Insert(ID{1, 2}, 0, "x"); return err }, ErrTextIDUsed},
+		{"insert zero id", func() error { _, err := r.Text.Insert(ID{}, 0, "x"); return err }, ErrTextInvalidOp},
+		{"delete past end", func() error { _, err := r.Delete(2, 2); return err }, ErrTextPosition},
+		{"delete nothing", func() error { _, err := r.Delete(0, 0); return err }, ErrTextPosition},
+		{"delete used id", func() error { _, err := r.Text.Delete(ID{1, 3}, 0, 1); return err }, ErrTextIDUsed},
+		{"idat", func() error { _, err := r.IDAt(3); return err }, ErrTextPosition},
+		{"cursor", func() error { _, err := r.Cursor(4); return err }, ErrTextPosition},
+		{"apply kind", func() error { return r.Apply(TextOp{Kind: 9, ID: ID{2, 1}}) }, ErrTextInvalidOp},
+		{"apply self reference", func() error {
+			return r.Apply(TextOp{Kind: TextInsert, ID: ID{2, 5}, Left: ID{2, 5}, Text: "x"})
+		}, ErrTextInvalidOp},
+		{"apply future span", func() error {
+			return r.Apply(TextOp{Kind: TextDelete, ID: ID{2, 5}, Spans: []TextSpan{{ID{2, 4}, 2}}})
+		}, ErrTextInvalidOp},
+		{"apply batch with one bad op", func() error {
+			return r.Apply(TextOp{Kind: TextInsert, ID: ID{2, 1}, Text: "ok"}, TextOp{Kind: TextInsert, ID: ID{2, 3}, Text: "x", Gone: 1})
+		}, ErrTextInvalidOp},
+		{"invert unknown", func() error {
+			_, err := r.Invert(TextOp{Kind: TextDelete, ID: ID{3, 9}, Spans: []TextSpan{{ID{3, 1}, 2}}})
+			return err
+		}, ErrTextUnknownID},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			require.ErrorIs(t, c.do(), c.want)
+			after, err := r.Encode()
+			require.NoError(t, err)
+			require.Equal(t, before, after)
+			require.Equal(t, "abc", r.String())
+		})
+	}
+}
+
+func TestTextPending(t *testing.T) {
+	a := NewTextReplica(1, nil)
+	op := textMust[TextOp](t)
+	o1 := op(a.Insert(0, "abc"))
+	o2 := op(a.Insert(3, "def"))
+	o3 := op(a.Delete(1, 3)) // "bcd"
+	b := NewText()
+	require.NoError(t, b.Apply(o3, o2))
+	require.Equal(t, 2, b.Pending())
+	require.Equal(t, "", b.String())
+	require.Equal(t, VersionVector{}, b.Version())
+	require.False(t, b.Has(o2.ID))
+	// Pending ops survive a snapshot and are offered to peers.
+	enc, err := b.Encode()
+	require.NoError(t, err)
+	b2, err := DecodeText(enc)
+	require.NoError(t, err)
+	require.Equal(t, 2, b2.Pending())
+	require.Len(t, b2.DiffSince(nil), 2)
+	for _, x := range []*Text{b, b2} {
+		require.NoError(t, x.Apply(o2, o1, o1))
+		require.Zero(t, x.Pending())
+		require.Equal(t, "aef", x.String())
+		require.Equal(t, a.Version(), x.Version())
+	}
+}
+
+func TestTextInvert(t *testing.T) {
+	op := textMust[TextOp](t)
+	ops := textMust[[]TextOp](t)
+	a := NewTextReplica(1, nil)
+	b := NewTextReplica(2, nil)
+	sync := func() {
+		require.NoError(t, a.Apply(b.DiffSince(a.Version())...))
+		require.NoError(t, b.Apply(a.DiffSince(b.Version())...))
+		require.Equal(t, a.String(), b.String())
+	}
+	ins := op(a.Insert(0, "hello world"))
+	sync()
+	del := op(a.Delete(0, 6)) // "hello "
+	require.Equal(t, "world", a.String())
+	// b types inside the deleted region's place, concurrently.
+	op(b.Insert(0, "big "))
+	undo := ops(a.Invert(del))
+	require.Len(t, undo, 1)
+	require.Equal(t, "hello world", a.String())
+	sync()
+	// b typed at the start, before the tombstones; the restored text goes
+	// where the deleted text was, after them.
+	require.Equal(t, "big hello world", a.String())
+	// Redo: invert the undo.
+	redo := ops(a.Invert(undo[0]))
+	require.Equal(t, "big world", a.String())
+	sync()
+	// Undo the redo, then undo the very first insert: only what is visible
+	// of it goes (the restored "hello " is new text).
+	ops(a.Invert(redo[0]))
+	require.Equal(t, "big hello world", a.String())
+	ops(a.Invert(ins))
+	require.Equal(t, "big hello ", a.String())
+	sync()
+	// Nothing left to undo for ins.
+	none := ops(a.Invert(ins))
+	require.Empty(t, none)
+
+	// After Collect, a collected delete can no longer be undone.
+	d2 := op(a.Delete(0, 2))
+	sync()
+	a.Collect(Min(a.Version(), b.Version()))
+	_, err := a.Invert(d2)
+	require.ErrorIs(t, err, ErrTextCollected)
+	require.Equal(t, "g hello ", a.String())
+}
+
+func TestTextCollect(t *testing.T) {
+	for seed := range uint64(30) {
+		net := textNewNet(seed+500, 3)
+		for range 120 {
+			i := net.rng.IntN(3)
+			if net.rng.IntN(2) == 0 {
+				net.edit(t, i)
+			} else {
+				net.deliver(t, i)
+			}
+			if net.rng.IntN(20) == 0 {
+				// Collect what all replicas have seen, everywhere.
+				var vs []VersionVector
+				for _, r := range net.reps {
+					vs = append(vs, r.Version())
+				}
+				h := Min(vs...)
+				for _, r := range net.reps {
+					s := r.String()
+					r.Collect(h)
+					require.Equal(t, s, r.String())
+				}
+			}
+		}
+		// A new replica that joins late gets everything by DiffSince, with
+		// placeholders for collected characters.
+		late := NewText()
+		require.NoError(t, late.Apply(net.reps[0].DiffSince(nil)...))
+		net.flush(t)
+		require.NoError(t, late.Apply(net.reps[1].DiffSince(late.Version())...))
+		require.Equal(t, net.reps[0].String(), late.String())
+		require.Equal(t, net.reps[0].Version(), late.Version())
+		// Which tombstones a replica could collect depends on when the
+		// deletes arrived; once a horizon covers every delete the states
+		// are identical again.
+		for _, r := range append(net.reps, &TextReplica{Text: late}) {
+			require.Equal(t, net.reps[0].String(), r.String())
+			r.Collect(r.Version())
+		}
+		net.settle(t)
+		le, err := late.Encode()
+		require.NoError(t, err)
+		re, err := net.reps[0].Encode()
+		require.NoError(t, err)
+		require.Equal(t, re, le)
+	}
+}
