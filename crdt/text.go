@@ -298,14 +298,17 @@ func (t *Text) applyOne(op TextOp) {
 		n := op.runes()
 		s := t.seen[r]
 		if s != nil && !s.hasAny(op.ID.Seq, op.ID.Seq+n) {
-			s = nil
+			s = nil // nothing of it applied yet
 		}
-		if s == nil { // fast path: nothing of it applied yet
-			for _, dep := range [2]ID{op.Left, op.Right} {
-				if dep != (ID{}) && t.idx.leaf(dep) == nil {
-					t.hold(op, dep)
-					return
-				}
+		if s != nil && textRangeInSeqs(*s, op.ID.Seq, op.ID.Seq+n) {
+			return // all applied
+		}
+		// The op waits for both origins, even when part of it is known
+		// already, so that the outcome never depends on arrival order.
+		for _, dep := range [2]ID{op.Left, op.Right} {
+			if dep != (ID{}) && t.idx.leaf(dep) == nil {
+				t.hold(op, dep)
+				return
 			}
 		}
 		var content []rune
@@ -326,16 +329,10 @@ func (t *Text) applyOne(op TextOp) {
 			if k > 0 {
 				left = ID{r, op.ID.Seq + k - 1}
 			}
-			for _, dep := range [2]ID{left, op.Right} {
-				if dep != (ID{}) && t.idx.leaf(dep) == nil {
-					if k == 0 {
-						t.hold(op, dep)
-						return
-					}
-					// A seq we saw as a delete, claimed as a character by
-					// a conflicting op: drop the rest, it cannot be placed.
-					return
-				}
+			if k > 0 && t.idx.leaf(left) == nil {
+				// A seq we saw as a delete, claimed as a character by a
+				// conflicting op: drop the rest, it cannot be placed.
+				return
 			}
 			it := textItem{id: ID{r, op.ID.Seq + k}, left: left, right: op.Right, n: int(j - k), off: -1}
 			if content != nil {

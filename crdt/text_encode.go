@@ -276,7 +276,7 @@ func (t *Text) Encode() ([]byte, error) {
 		index[r] = uint64(i)
 	}
 
-	var seen []byte
+	seen := []byte{}
 	for _, r := range table {
 		var ranges textSeqs
 		if s := t.seen[r]; s != nil {
@@ -500,13 +500,13 @@ func textDecode(b []byte) (*Text, error) {
 		}
 		return table[i]
 	}
-	seenBin, err := dec.DecodeBytes()
+	seenBin, err := textDecodeBin(dec, rd)
 	if err != nil {
-		return nil, textEncErr(err)
+		return nil, err
 	}
-	itemBin, err := dec.DecodeBytes()
+	itemBin, err := textDecodeBin(dec, rd)
 	if err != nil {
-		return nil, textEncErr(err)
+		return nil, err
 	}
 	content, err := dec.DecodeString()
 	if err != nil {
@@ -726,14 +726,19 @@ func textDecode(b []byte) (*Text, error) {
 			return false
 		}
 		for _, o := range [...]ID{it.left, it.right} {
-			if o != (ID{}) && t.idx.leaf(o) == nil {
-				err2 = bad("origin %v of run %v is unknown", o, it.id)
+			if o != (ID{}) && (!textRefOK(it.id, o) || t.idx.leaf(o) == nil) {
+				err2 = bad("origin %v of run %v is invalid or unknown", o, it.id)
 				return false
 			}
 		}
+		if it.left == it.right && it.left != (ID{}) {
+			err2 = bad("run %v has equal origins", it.id)
+			return false
+		}
 		if it.del != (ID{}) && it.del != textCollected {
 			ds := t.seen[it.del.Replica]
-			if !textValidID(it.del) || ds == nil || !ds.has(it.del.Seq) || t.idx.leaf(it.del) != nil {
+			if !textValidID(it.del) || ds == nil || !ds.has(it.del.Seq) || t.idx.leaf(it.del) != nil ||
+				(it.del.Replica == it.id.Replica && it.del.Seq <= it.last().Seq) {
 				err2 = bad("deleter %v of run %v is not a delete", it.del, it.id)
 				return false
 			}
@@ -748,6 +753,26 @@ func textDecode(b []byte) (*Text, error) {
 	}
 	t.drain()
 	return t, nil
+}
+
+// textDecodeBin reads a bin field, refusing lengths beyond the input (the
+// msgpack library would allocate whatever length the input claims).
+func textDecodeBin(dec *msgpack.Decoder, rd *bytes.Reader) ([]byte, error) {
+	n, err := dec.DecodeBytesLen()
+	if err != nil {
+		return nil, textEncErr(err)
+	}
+	if n < -1 || n > rd.Len() {
+		return nil, fmt.Errorf("%w: bin of %d bytes", ErrTextEncoding, n)
+	}
+	if n == -1 { // nil
+		return nil, nil
+	}
+	b := make([]byte, n)
+	if err := dec.ReadFull(b); err != nil {
+		return nil, textEncErr(err)
+	}
+	return b, nil
 }
 
 // textUnresolved stands for an origin right decoded as "the same as the run

@@ -123,31 +123,35 @@ func (t *Text) DiffSince(v VersionVector) []TextOp {
 	}
 	var cur TextOp
 	var curEnd ID // id after the last character of cur
+	var curLen uint64
 	for _, pc := range pieces {
 		it := pc.it
-		id := ID{it.id.Replica, it.id.Seq + pc.cut}
-		left := it.left
-		if pc.cut > 0 {
-			left = ID{id.Replica, id.Seq - 1}
-		}
-		n := uint64(it.n) - pc.cut
-		gone := it.off < 0
-		if cur.Kind == TextInsert && curEnd == id && left == (ID{id.Replica, id.Seq - 1}) &&
-			cur.Right == it.right && (cur.Gone > 0) == gone {
-			// continues cur
-		} else {
-			if cur.Kind != 0 {
-				flush(&cur)
+		for cut := pc.cut; cut < uint64(it.n); {
+			id := ID{it.id.Replica, it.id.Seq + cut}
+			left := it.left
+			if cut > 0 {
+				left = ID{id.Replica, id.Seq - 1}
 			}
-			cur = TextOp{Kind: TextInsert, ID: id, Left: left, Right: it.right}
+			gone := it.off < 0
+			if cur.Kind != TextInsert || curEnd != id || left != (ID{id.Replica, id.Seq - 1}) ||
+				cur.Right != it.right || (cur.Gone > 0) != gone || curLen == TextMaxOpLen {
+				if cur.Kind != 0 {
+					flush(&cur)
+				}
+				cur = TextOp{Kind: TextInsert, ID: id, Left: left, Right: it.right}
+				curLen = 0
+			}
+			k := min(uint64(it.n)-cut, TextMaxOpLen-curLen)
+			if gone {
+				cur.Gone += k
+			} else {
+				o := it.off + int(cut)
+				text = append(text, t.runes[o:o+int(k)]...)
+			}
+			curLen += k
+			cut += k
+			curEnd = ID{id.Replica, id.Seq + k}
 		}
-		if gone {
-			cur.Gone += n
-		} else {
-			o := it.off + int(pc.cut)
-			text = append(text, t.runes[o:it.off+it.n]...)
-		}
-		curEnd = ID{id.Replica, id.Seq + n}
 	}
 	if cur.Kind != 0 {
 		flush(&cur)

@@ -56,7 +56,9 @@ func TestTextConcurrentTraces(t *testing.T) {
 			// dependencies and wait as pending), with duplicates.
 			orders := map[string][]TextOp{"agents": all, "reverse": slices.Clone(all), "shuffled": slices.Clone(all)}
 			slices.Reverse(orders["reverse"])
-			rng.Shuffle(len(all), func(a, b int) { orders["shuffled"][a], orders["shuffled"][b] = orders["shuffled"][b], orders["shuffled"][a] })
+			rng.Shuffle(len(all), func(a, b int) {
+				orders["shuffled"][a], orders["shuffled"][b] = orders["shuffled"][b], orders["shuffled"][a]
+			})
 			orders["shuffled"] = append(orders["shuffled"], orders["shuffled"][:len(all)/3]...)
 			for name, order := range orders {
 				f := NewText()
@@ -98,7 +100,7 @@ func TestTextBasics(t *testing.T) {
 
 	// Ids and positions.
 	id := textMust[ID](t)(r.IDAt(2))
-	require.Equal(t, ID{1, 7}, id) // 'w'
+	require.Equal(t, ID{1, 7}, id)     // 'w'
 	pos, vis, err := r.PosOf(ID{1, 3}) // a deleted 'l'
 	require.NoError(t, err)
 	require.False(t, vis)
