@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +18,7 @@ type textNet struct {
 	rng   *rand.Rand
 	reps  []*TextReplica
 	queue [][]TextOp // per destination replica
+	log   []TextOp   // every op made
 }
 
 func textNewNet(seed uint64, n int) *textNet {
@@ -28,6 +30,7 @@ func textNewNet(seed uint64, n int) *textNet {
 }
 
 func (net *textNet) send(from int, op TextOp) {
+	net.log = append(net.log, op)
 	for i := range net.reps {
 		if i != from {
 			net.queue[i] = append(net.queue[i], op)
@@ -116,6 +119,15 @@ func (net *textNet) settle(t testing.TB) {
 		require.True(t, bytes.Equal(wantEnc, enc), "replica %d encodes differently", r.replica)
 		require.Equal(t, net.reps[0].Version(), r.Version())
 	}
+	// The same ops applied to a fresh text in another order, duplicated,
+	// give the same state.
+	ops := append(slices.Clone(net.log), net.log[:len(net.log)/2]...)
+	net.rng.Shuffle(len(ops), func(a, b int) { ops[a], ops[b] = ops[b], ops[a] })
+	f := NewText()
+	require.NoError(t, f.Apply(ops...))
+	enc, err := f.Encode()
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(wantEnc, enc), "shuffled op log encodes differently")
 }
 
 // textCheckPositions checks that positions map to ids and back.
