@@ -300,7 +300,7 @@ func (t *Text) applyOne(op TextOp) {
 		if s != nil && !s.hasAny(op.ID.Seq, op.ID.Seq+n) {
 			s = nil // nothing of it applied yet
 		}
-		if s != nil && textRangeInSeqs(*s, op.ID.Seq, op.ID.Seq+n) {
+		if s != nil && s.covers(op.ID.Seq, op.ID.Seq+n) {
 			return // all applied
 		}
 		// The op waits for both origins, even when part of it is known

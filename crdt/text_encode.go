@@ -580,6 +580,7 @@ func textDecode(b []byte) (*Text, error) {
 	}
 	items := make([]textItem, 0, cnt)
 	rightAdj := make([]bool, 0, cnt)
+	explicitOrigins := make([]uint8, 0, cnt) // bit 0: left, bit 1: right
 	base := map[ReplicaID]uint64{}
 	var cur ReplicaID
 	runes := make([]rune, 0, utf8.RuneCountInString(content))
@@ -672,6 +673,14 @@ func textDecode(b []byte) (*Text, error) {
 			it.right = textUnresolved
 		}
 		rightAdj = append(rightAdj, rk == textOriginAdjacent)
+		var ex uint8
+		if lk == textOriginExplicit {
+			ex |= 1
+		}
+		if rk == textOriginExplicit {
+			ex |= 2
+		}
+		explicitOrigins = append(explicitOrigins, ex)
 		switch sk {
 		case textStateCollected:
 			it.del, it.off = textCollected, -1
@@ -710,43 +719,51 @@ func textDecode(b []byte) (*Text, error) {
 			items[i].right = items[i+1].id
 		}
 	}
-	t.runes = runes
-	// Ids must be unique; build checks the sorted index for overlaps.
-	if err := t.buildChecked(items); err != nil {
-		return nil, err
-	}
-	if err := t.resolveRights(); err != nil {
-		return nil, err
-	}
-	var err2 error
-	t.each(func(it *textItem) bool {
-		s := t.seen[it.id.Replica]
-		if s == nil || !textRangeInSeqs(*s, it.id.Seq, it.end()) {
-			err2 = bad("run %v not covered by seen", it.id)
-			return false
+	// Ids must be unique: sort the runs by id and compare neighbours.
+	order := textSortedOrder(items)
+	for k := 1; k < len(order); k++ {
+		a, b := &items[order[k-1]], &items[order[k]]
+		if a.id.Replica == b.id.Replica && a.end() > b.id.Seq {
+			return nil, bad("duplicate character id %v", b.id)
 		}
-		for _, o := range [...]ID{it.left, it.right} {
-			if o != (ID{}) && (!textRefOK(it.id, o) || t.idx.leaf(o) == nil) {
-				err2 = bad("origin %v of run %v is invalid or unknown", o, it.id)
-				return false
+	}
+	// Resolve the continued origins right, highest id first, so that the
+	// continuation of a run (the next id) is always resolved before it.
+	for k := len(order) - 1; k >= 0; k-- {
+		it := &items[order[k]]
+		if it.right != textUnresolved {
+			continue
+		}
+		if k+1 == len(order) || items[order[k+1]].id != (ID{it.id.Replica, it.end()}) {
+			return nil, bad("run %v continues nowhere", it.id)
+		}
+		it.right = items[order[k+1]].right
+	}
+	t.runes = runes
+	t.build(items, order)
+	// Origins that are not explicit name runs decoded beside this one; only
+	// explicit ones need a lookup.
+	for i := range items {
+		it := &items[i]
+		s := t.seen[it.id.Replica]
+		if s == nil || !s.covers(it.id.Seq, it.end()) {
+			return nil, bad("run %v not covered by seen", it.id)
+		}
+		for j, o := range [...]ID{it.left, it.right} {
+			if o != (ID{}) && (!textRefOK(it.id, o) || (explicitOrigins[i]&(1<<j) != 0 && t.idx.leaf(o) == nil)) {
+				return nil, bad("origin %v of run %v is invalid or unknown", o, it.id)
 			}
 		}
 		if it.left == it.right && it.left != (ID{}) {
-			err2 = bad("run %v has equal origins", it.id)
-			return false
+			return nil, bad("run %v has equal origins", it.id)
 		}
 		if it.del != (ID{}) && it.del != textCollected {
 			ds := t.seen[it.del.Replica]
 			if !textValidID(it.del) || ds == nil || !ds.has(it.del.Seq) || t.idx.leaf(it.del) != nil ||
 				(it.del.Replica == it.id.Replica && it.del.Seq <= it.last().Seq) {
-				err2 = bad("deleter %v of run %v is not a delete", it.del, it.id)
-				return false
+				return nil, bad("deleter %v of run %v is not a delete", it.del, it.id)
 			}
 		}
-		return true
-	})
-	if err2 != nil {
-		return nil, err2
 	}
 	for _, op := range pending {
 		t.applyOne(op)
@@ -776,59 +793,5 @@ func textDecodeBin(dec *msgpack.Decoder, rd *bytes.Reader) ([]byte, error) {
 }
 
 // textUnresolved stands for an origin right decoded as "the same as the run
-// that continues this one" until resolveRights fills it in.
+// that continues this one" until the decoder fills it in.
 var textUnresolved = ID{Replica: 0, Seq: 2}
-
-// resolveRights replaces every textUnresolved origin right with the origin
-// right of the run that starts where the item ends, following chains.
-func (t *Text) resolveRights() error {
-	var chain []*textItem
-	var err error
-	t.each(func(it *textItem) bool {
-		for x := it; x.right == textUnresolved; {
-			chain = append(chain, x)
-			p, off, ok := t.findID(ID{x.id.Replica, x.end()})
-			if !ok || off != 0 {
-				err = fmt.Errorf("%w: run %v continues nowhere", ErrTextEncoding, x.id)
-				return false
-			}
-			x = p.item()
-			if x.right != textUnresolved {
-				for _, c := range chain {
-					c.right = x.right
-				}
-			}
-		}
-		chain = chain[:0]
-		return true
-	})
-	return err
-}
-
-// textRangeInSeqs reports whether [start, end) lies inside one range of s.
-func textRangeInSeqs(s textSeqs, start, end uint64) bool {
-	for _, r := range s {
-		if r.start <= start && end <= r.end {
-			return true
-		}
-		if r.start > start {
-			break
-		}
-	}
-	return false
-}
-
-// buildChecked builds the tree from decoded items and fails when two runs
-// share an id.
-func (t *Text) buildChecked(items []textItem) error {
-	t.build(items)
-	var prev *textIndexEntry
-	var err error
-	t.idx.each(func(e *textIndexEntry) {
-		if prev != nil && prev.id.Replica == e.id.Replica && prev.end() > e.id.Seq && err == nil {
-			err = fmt.Errorf("%w: duplicate character id %v", ErrTextEncoding, e.id)
-		}
-		prev = e
-	})
-	return err
-}

@@ -50,6 +50,12 @@ func (s textSeqs) hasAny(start, end uint64) bool {
 	return i < len(s) && s[i].start < end
 }
 
+// covers reports whether all of [start, end) is in the set.
+func (s textSeqs) covers(start, end uint64) bool {
+	i := sort.Search(len(s), func(i int) bool { return s[i].end > start })
+	return i < len(s) && s[i].start <= start && end <= s[i].end
+}
+
 // contiguous returns the highest n such that 1..n are all in the set.
 func (s textSeqs) contiguous() uint64 {
 	if len(s) == 0 || s[0].start != 1 {

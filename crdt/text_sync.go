@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 )
@@ -15,8 +16,84 @@ func textCmpID(a, b ID) int {
 	return 0
 }
 
-func textSortEntries(es []textIndexEntry) {
-	slices.SortFunc(es, func(a, b textIndexEntry) int { return textCmpID(a.id, b.id) })
+// textSortedOrder returns the indexes of items sorted by id. When replicas
+// and seqs fit in one 64-bit key (fewer than 2^16 replicas, seqs below
+// 2^48: always, in practice) it radix-sorts the keys.
+func textSortedOrder(items []textItem) []int {
+	reps := map[ReplicaID]uint64{}
+	fits := true
+	for i := range items {
+		reps[items[i].id.Replica] = 0
+		fits = fits && items[i].id.Seq < 1<<48
+	}
+	order := make([]int, len(items))
+	if !fits || len(reps) > 1<<16 {
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortFunc(order, func(a, b int) int {
+			x, y := &items[a].id, &items[b].id
+			if c := cmp.Compare(x.Replica, y.Replica); c != 0 {
+				return c
+			}
+			return cmp.Compare(x.Seq, y.Seq)
+		})
+		return order
+	}
+	ranks := make([]ReplicaID, 0, len(reps))
+	for r := range reps {
+		ranks = append(ranks, r)
+	}
+	slices.Sort(ranks)
+	for i, r := range ranks {
+		reps[r] = uint64(i) << 48
+	}
+	keyed := make([]textKeyed, len(items))
+	for i := range items {
+		keyed[i] = textKeyed{reps[items[i].id.Replica] | items[i].id.Seq, i}
+	}
+	textRadixSort(keyed)
+	for i, k := range keyed {
+		order[i] = k.i
+	}
+	return order
+}
+
+type textKeyed struct {
+	key uint64
+	i   int
+}
+
+// textRadixSort sorts a by key, least significant byte first, skipping the
+// bytes in which all keys agree.
+func textRadixSort(a []textKeyed) {
+	if len(a) < 2 {
+		return
+	}
+	src, dst := a, make([]textKeyed, len(a))
+	for shift := 0; shift < 64; shift += 8 {
+		var count [256]int
+		for _, x := range src {
+			count[byte(x.key>>shift)]++
+		}
+		if count[byte(src[0].key>>shift)] == len(src) {
+			continue
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, x := range src {
+			d := byte(x.key >> shift)
+			dst[count[d]] = x
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &a[0] {
+		copy(a, src)
+	}
 }
 
 // deleteSeqs calls fn for every range [start, end) of seqs of replica r
@@ -217,7 +294,7 @@ func (t *Text) Collect(horizon VersionVector) {
 		return true
 	})
 	t.runes = runes
-	t.build(items)
+	t.build(items, nil)
 }
 
 // Invert undoes op, an operation this text has applied (typically a local

@@ -277,6 +277,7 @@ func TestTextCollect(t *testing.T) {
 			require.Equal(t, net.reps[0].String(), r.String())
 			r.Collect(r.Version())
 		}
+		net.collected = true
 		net.settle(t)
 		le, err := late.Encode()
 		require.NoError(t, err)

@@ -334,36 +334,36 @@ func (t *Text) addChild(left, node *textNode) {
 	t.addChild(parent, sib)
 }
 
-// build replaces the tree with items, in document order.
-func (t *Text) build(items []textItem) {
+// build replaces the tree with items, in document order. order lists the
+// items' indexes sorted by id; nil means build sorts them.
+func (t *Text) build(items []textItem, order []int) {
 	t.resetTree()
 	if len(items) == 0 {
 		return
 	}
+	if order == nil {
+		order = textSortedOrder(items)
+	}
 	const fill = textLeafMax * 3 / 4
-	var level []*textNode
-	var entries []textIndexEntry
+	leaves := make([]*textNode, 0, len(items)/fill+1)
 	var prev *textNode
-	for len(items) > 0 {
-		k := min(fill, len(items))
+	for rest := items; len(rest) > 0; {
+		k := min(fill, len(rest))
 		leaf := &textNode{leaf: true, items: make([]textItem, k, textLeafMax+1), prev: prev}
-		copy(leaf.items, items[:k])
-		items = items[k:]
+		copy(leaf.items, rest[:k])
+		rest = rest[k:]
 		leaf.recount()
 		if prev != nil {
 			prev.next = leaf
 		}
 		prev = leaf
-		level = append(level, leaf)
-		for i := range leaf.items {
-			it := &leaf.items[i]
-			entries = append(entries, textIndexEntry{id: it.id, n: uint64(it.n), leaf: leaf})
-		}
+		leaves = append(leaves, leaf)
 	}
-	t.first = level[0]
+	t.first = leaves[0]
+	level := leaves
 	for len(level) > 1 {
 		const kfill = textNodeMax * 3 / 4
-		var up []*textNode
+		up := make([]*textNode, 0, len(level)/kfill+1)
 		for len(level) > 0 {
 			k := min(kfill, len(level))
 			n := &textNode{kids: make([]*textNode, k, textNodeMax+1)}
@@ -378,18 +378,19 @@ func (t *Text) build(items []textItem) {
 		level = up
 	}
 	t.root = level[0]
-	textSortEntries(entries)
-	// Merge entries that continue each other in one leaf.
-	out := entries[:0]
-	for _, e := range entries {
-		if m := len(out); m > 0 && out[m-1].id.Replica == e.id.Replica &&
-			out[m-1].end() == e.id.Seq && out[m-1].leaf == e.leaf {
-			out[m-1].n += e.n
+	// The index: runs in id order, merged when they continue each other
+	// in one leaf.
+	entries := make([]textIndexEntry, 0, len(items))
+	for _, i := range order {
+		it, leaf := &items[i], leaves[i/fill]
+		if m := len(entries); m > 0 && entries[m-1].id.Replica == it.id.Replica &&
+			entries[m-1].end() == it.id.Seq && entries[m-1].leaf == leaf {
+			entries[m-1].n += uint64(it.n)
 			continue
 		}
-		out = append(out, e)
+		entries = append(entries, textIndexEntry{id: it.id, n: uint64(it.n), leaf: leaf})
 	}
-	t.idx.build(out)
+	t.idx.build(entries)
 }
 
 // each calls fn for every item in document order until fn returns false.
