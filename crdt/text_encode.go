@@ -228,27 +228,18 @@ func (t *Text) canonicalItems() []textItem {
 	return items
 }
 
-// Encode returns the whole state of the text: a msgpack array
+// Encode returns the whole state of the text (a snapshot): a msgpack array
+// [version, replicas, seen, runs, content, pending] where version is
+// [TextStateVersion], replicas the ascending table of replica ids, seen the
+// applied seq ranges, runs the runs of characters in document order
+// (ids, origins, deletion state, compactly varint-coded), content the text
+// of the runs that still have it, and pending the operations waiting for
+// dependencies. docs/crdt-text.md gives every field.
 //
-//		[version, replicas, seen, items, content, pending]
-//
-//	  - version: [TextStateVersion].
-//	  - replicas: array of the replica ids that occur anywhere, ascending;
-//	    the other fields refer to a replica by its index here.
-//	  - seen: bin; for each replica in table order, uvarint k then k pairs of
-//	    uvarints (start-prevEnd, length), the applied seq ranges [start,
-//	    start+length), prevEnd starting at 0.
-//	  - items: bin; uvarint count, then per run in document order: a flags
-//	    byte, then [replica index] if flag bit 0, zigzag(seq - end of the
-//	    previous run of that replica), length, [left: replica index,
-//	    zigzag(seq - left seq)] if explicit, [right: likewise], [deleter:
-//	    replica index, zigzag(deleter seq - seq)] if attributed.
-//	  - content: string, the content of every run that has content, in
-//	    document order.
-//	  - pending: array of the pending ops, in id order.
-//
-// Equal states (the same applied operations and collections) encode to
-// equal bytes.
+// The encoding is canonical: texts that applied the same operations (and
+// whose tombstones were collected alike) encode to the same bytes, whatever
+// the order of arrival. The error is non-nil only if a pending op cannot be
+// encoded, which does not happen for ops that passed validation.
 func (t *Text) Encode() ([]byte, error) {
 	t.init()
 	items := t.canonicalItems()
@@ -295,6 +286,7 @@ func (t *Text) Encode() ([]byte, error) {
 	content := make([]rune, 0, t.root.vis)
 	base := map[ReplicaID]uint64{}
 	ends := make(map[ID]int, len(items)) // last character -> run index
+	lastDel := map[ReplicaID]uint64{}    // last deleter seq per replica
 	var prevRep ReplicaID
 	for i := range items {
 		it := &items[i]
@@ -356,7 +348,8 @@ func (t *Text) Encode() ([]byte, error) {
 		}
 		if sk == textStateDeleted {
 			body = binary.AppendUvarint(body, index[it.del.Replica])
-			body = binary.AppendUvarint(body, textZig(int64(it.del.Seq-it.id.Seq)))
+			body = binary.AppendUvarint(body, textZig(int64(it.del.Seq-lastDel[it.del.Replica])))
+			lastDel[it.del.Replica] = it.del.Seq
 		}
 		if it.off >= 0 {
 			content = t.appendContent(content, it)
@@ -582,6 +575,7 @@ func textDecode(b []byte) (*Text, error) {
 	rightAdj := make([]bool, 0, cnt)
 	explicitOrigins := make([]uint8, 0, cnt) // bit 0: left, bit 1: right
 	base := map[ReplicaID]uint64{}
+	lastDel := map[ReplicaID]uint64{}
 	var cur ReplicaID
 	runes := make([]rune, 0, utf8.RuneCountInString(content))
 	for _, c := range content {
@@ -690,7 +684,8 @@ func textDecode(b []byte) (*Text, error) {
 			if ir.err != nil {
 				return nil, ir.err
 			}
-			ds := seq + uint64(dd)
+			ds := lastDel[r] + uint64(dd)
+			lastDel[r] = ds
 			if dd < -int64(TextMaxSeq) || dd > int64(TextMaxSeq) || ds == 0 || ds >= TextMaxSeq {
 				return nil, bad("deleter out of range")
 			}
