@@ -108,6 +108,25 @@ func (net *textNet) flush(t testing.TB) {
 	}
 }
 
+// undo inverts a random earlier op of replica i and sends the inverse.
+func (net *textNet) undo(t testing.TB, i int) {
+	r := net.reps[i]
+	var own []TextOp
+	for _, op := range net.log {
+		if op.ID.Replica == r.replica {
+			own = append(own, op)
+		}
+	}
+	if len(own) == 0 {
+		return
+	}
+	ops, err := r.Invert(own[net.rng.IntN(len(own))])
+	require.NoError(t, err)
+	for _, op := range ops {
+		net.send(i, op)
+	}
+}
+
 // settle delivers everything and checks that all replicas converged.
 func (net *textNet) settle(t testing.TB) {
 	net.flush(t)
@@ -169,11 +188,13 @@ func TestTextRandomConvergence(t *testing.T) {
 			steps := 40 + net.rng.IntN(120)
 			for range steps {
 				i := net.rng.IntN(len(net.reps))
-				switch x := net.rng.IntN(10); {
+				switch x := net.rng.IntN(12); {
 				case x < 5:
 					net.edit(t, i)
-				case x < 9:
+				case x < 10:
 					net.deliver(t, i)
+				case x < 11:
+					net.undo(t, i)
 				default:
 					// Sync from another replica by version vector.
 					j := net.rng.IntN(len(net.reps))
