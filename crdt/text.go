@@ -228,9 +228,7 @@ func (t *Text) Delete(id ID, pos, n int) (TextOp, error) {
 		}
 		it := p.item()
 		if it.n > n {
-			start := it.id
-			t.split(p, n)
-			p, _, _ = t.findID(start) // the split may have moved it
+			p = t.split(p, n).before() // the split may have moved it
 			it = p.item()
 		}
 		spans = textAddSpan(spans, it.id, uint64(it.n))

@@ -1,5 +1,7 @@
 package crdt
 
+import "slices"
+
 // The text's characters, in document order, live in a B+ tree of runs
 // (textItem). Every node knows how many characters its subtree holds in all
 // (tot, tombstones included) and how many are visible (vis), so a visible
@@ -246,17 +248,22 @@ func (t *Text) splitStart(id ID) textPos {
 	return t.split(p, off)
 }
 
+// before returns the position of the item before slot p (which must not be
+// the first slot of the text).
+func (p textPos) before() textPos {
+	if p.i > 0 {
+		return textPos{p.leaf, p.i - 1}
+	}
+	return textPos{p.leaf.prev, len(p.leaf.prev.items) - 1}
+}
+
 // splitEnd makes character id the last of its item and returns its position.
 func (t *Text) splitEnd(id ID) textPos {
 	p, off, _ := t.findID(id)
 	if off == p.item().n-1 {
 		return p
 	}
-	q := t.split(p, off+1)
-	if q.i > 0 {
-		return textPos{q.leaf, q.i - 1}
-	}
-	return textPos{q.leaf.prev, len(q.leaf.prev.items) - 1}
+	return t.split(p, off+1).before()
 }
 
 // insertItem inserts it at p and indexes it; it returns the item's position.
@@ -289,8 +296,19 @@ func (t *Text) splitLeaf(leaf *textNode, p textPos) textPos {
 	leaf.next = right
 	leaf.recount()
 	right.recount()
+	// Re-point the moved runs, as few id ranges as possible: runs of a
+	// leaf often have consecutive ids (a typed run split by deletes).
+	moved := make([]textIndexEntry, 0, len(right.items))
 	for i := range right.items {
-		t.idx.set(right.items[i].id, uint64(right.items[i].n), right)
+		moved = append(moved, textIndexEntry{id: right.items[i].id, n: uint64(right.items[i].n)})
+	}
+	slices.SortFunc(moved, func(a, b textIndexEntry) int { return textCmpID(a.id, b.id) })
+	for k := 0; k < len(moved); {
+		e := moved[k]
+		for k++; k < len(moved) && moved[k].id.Replica == e.id.Replica && moved[k].id.Seq == e.end(); k++ {
+			e.n += moved[k].n
+		}
+		t.idx.set(e.id, e.n, right)
 	}
 	t.addChild(leaf, right)
 	if p.i >= half {
