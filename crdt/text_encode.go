@@ -432,7 +432,11 @@ func (r *textReader) byte() byte {
 // safe: malformed or inconsistent input returns an error wrapping
 // ErrTextEncoding (or ErrTextInvalidOp for an invalid pending op), never a
 // panic, and allocation stays proportional to len(b) (collected runs aside,
-// which cost no memory per character).
+// which cost no memory per character). The decoder checks the structure
+// (unique ids, known origins, deleters that are applied deletes, content
+// matching the runs) but does not re-run integration, so it cannot detect a
+// well-formed snapshot whose run order contradicts its origins: load
+// snapshots from the server's own store, which validated every update.
 func DecodeText(b []byte) (*Text, error) {
 	t, err := textDecode(b)
 	if err != nil {
