@@ -157,9 +157,9 @@ func (t *Text) replicas() []ReplicaID {
 // DiffSince returns the operations a replica that has version v lacks: every
 // character and delete this text applied that v does not cover, plus the
 // pending operations v does not cover. Applying them to a replica at v (in
-// this order or any other) brings it to this text's state. Inserts come
-// first, in (replica, seq) order and merged into runs, then deletes in id
-// order, then pending operations.
+// this order or any other) brings it to this text's state. Inserts (merged
+// into runs) and deletes come in (replica, seq) order, then the pending
+// operations.
 //
 // Each character appears with its content, unless Collect dropped it (the
 // insert then carries Gone instead of Text). A delete carries the characters
@@ -245,6 +245,10 @@ func (t *Text) DiffSince(v VersionVector) []TextOp {
 			ops = append(ops, TextOp{Kind: TextDelete, ID: id, Spans: merged})
 		}
 	})
+	// Inserts and deletes of each replica in seq order: the order they were
+	// made in, so that a receiver rarely holds anything pending and its
+	// seen ranges grow at the end.
+	slices.SortStableFunc(ops, func(a, b TextOp) int { return textCmpID(a.ID, b.ID) })
 	for _, op := range t.pendingOps() {
 		if !v.Contains(op.ID) {
 			ops = append(ops, op)
