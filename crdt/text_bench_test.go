@@ -2,8 +2,37 @@ package crdt
 
 import (
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// textCPU returns the CPU time (user + system) the process has used so far.
+// Benchmarks report it per op beside the wall time, because the machine is
+// shared and wall time swings with other people's load; CPU time includes
+// the garbage collector's background work.
+func textCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// textCPUMeter accumulates CPU time over the timed parts of a benchmark.
+type textCPUMeter struct {
+	tb    testing.TB
+	start time.Duration
+	total time.Duration
+}
+
+func (m *textCPUMeter) begin() { m.start = textCPU(m.tb) }
+func (m *textCPUMeter) end()   { m.total += textCPU(m.tb) - m.start }
+
+// report adds the cpu-ns/op metric.
+func (m *textCPUMeter) report(b *testing.B) {
+	b.ReportMetric(float64(m.total.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
 
 // Benchmarks on the real editing traces; docs/benchmarks.md quotes them.
 //
@@ -16,6 +45,7 @@ func BenchmarkTextAutomergePaperReplay(b *testing.B) {
 	tr := textLoadTrace(b, "automerge-paper")
 	var heap uint64
 	var r *TextReplica
+	cpu := &textCPUMeter{tb: b}
 	b.StopTimer()
 	for range b.N {
 		r = nil
@@ -23,7 +53,9 @@ func BenchmarkTextAutomergePaperReplay(b *testing.B) {
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
 		b.StartTimer()
+		cpu.begin()
 		r = textReplaySeq(b, tr)
+		cpu.end()
 		b.StopTimer()
 		runtime.GC()
 		var after runtime.MemStats
@@ -43,6 +75,7 @@ func BenchmarkTextAutomergePaperReplay(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	cpu.report(b)
 	b.ReportMetric(float64(heap), "heap-B")
 	b.ReportMetric(float64(len(enc)), "state-B")
 	b.ReportMetric(float64(len(gc)), "collected-state-B")
@@ -70,11 +103,15 @@ func BenchmarkTextAutomergePaperLoad(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			enc := textPaperState(b, c.collect)
 			b.SetBytes(int64(len(enc)))
+			cpu := &textCPUMeter{tb: b}
+			cpu.begin()
 			for b.Loop() {
 				if _, err := DecodeText(enc); err != nil {
 					b.Fatal(err)
 				}
 			}
+			cpu.end()
+			cpu.report(b)
 		})
 	}
 }
@@ -90,6 +127,9 @@ func BenchmarkTextAutomergePaperRemote(b *testing.B) {
 	}
 	want := r.String()
 	b.ReportMetric(float64(len(upd)), "update-B")
+	cpu := &textCPUMeter{tb: b}
+	cpu.begin()
+	defer func() { cpu.end(); cpu.report(b) }()
 	for b.Loop() {
 		ops, err := DecodeTextOps(upd)
 		if err != nil {
@@ -123,6 +163,9 @@ func BenchmarkTextAutomergePaperOps(b *testing.B) {
 			}
 		}
 	}
+	cpu := &textCPUMeter{tb: b}
+	cpu.begin()
+	defer func() { cpu.end(); cpu.report(b) }()
 	for b.Loop() {
 		t := NewText()
 		for i := range ops {
@@ -141,6 +184,8 @@ func BenchmarkTextConcurrentMerge(b *testing.B) {
 			tr := textLoadTrace(b, name)
 			_, ops := textReplayConcurrent(b, tr)
 			var t *Text
+			cpu := &textCPUMeter{tb: b}
+			cpu.begin()
 			for b.Loop() {
 				t = NewText()
 				for a := range ops {
@@ -149,6 +194,8 @@ func BenchmarkTextConcurrentMerge(b *testing.B) {
 					}
 				}
 			}
+			cpu.end()
+			cpu.report(b)
 			if t.String() != tr.EndContent {
 				b.Fatal("wrong content")
 			}
