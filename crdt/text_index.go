@@ -318,15 +318,6 @@ func (x *textIndex) mergeAround(id ID) {
 	}
 }
 
-// each calls fn for every entry in (replica, seq) order.
-func (x *textIndex) each(fn func(e *textIndexEntry)) {
-	for _, c := range x.chunks {
-		for i := range c {
-			fn(&c[i])
-		}
-	}
-}
-
 // build replaces the index with entries, which must be sorted and disjoint.
 func (x *textIndex) build(entries []textIndexEntry) {
 	x.chunks = x.chunks[:0]

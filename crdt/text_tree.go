@@ -48,7 +48,7 @@ func (it *textItem) contains(id ID) bool {
 	return id.Replica == it.id.Replica && id.Seq >= it.id.Seq && id.Seq < it.end()
 }
 
-// continues reports whether b is the continuation of a's run: the next seqs,
+// continuedBy reports whether b is the continuation of a's run: the next seqs,
 // chained origins, same deletion state and contiguous or absent content.
 // contentCheck=false ignores where the content is stored.
 func (a *textItem) continuedBy(b *textItem, contentCheck bool) bool {
@@ -194,7 +194,7 @@ func textLeafStart(leaf *textNode) (tot, vis int) {
 	return tot, vis
 }
 
-// offsets returns the characters (tot) and visible characters (vis) before
+// textOffsets returns the characters (tot) and visible characters (vis) before
 // item p.
 func textOffsets(p textPos) (tot, vis int) {
 	tot, vis = textLeafStart(p.leaf)
