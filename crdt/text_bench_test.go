@@ -126,10 +126,13 @@ func BenchmarkTextAutomergePaperRemote(b *testing.B) {
 		b.Fatal(err)
 	}
 	want := r.String()
-	b.ReportMetric(float64(len(upd)), "update-B")
 	cpu := &textCPUMeter{tb: b}
 	cpu.begin()
-	defer func() { cpu.end(); cpu.report(b) }()
+	defer func() {
+		cpu.end()
+		cpu.report(b)
+		b.ReportMetric(float64(len(upd)), "update-B")
+	}()
 	for b.Loop() {
 		ops, err := DecodeTextOps(upd)
 		if err != nil {
