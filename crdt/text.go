@@ -36,14 +36,15 @@ import (
 // [Text.Apply]. The caller allocates sequence numbers: an insert of n code
 // points takes n consecutive seqs starting at the given id, a delete takes
 // one. Apply is idempotent, commutative and associative: every replica that
-// applied the same set of operations has the same text and the same
-// [Text.Encode] bytes. An operation whose dependencies (its origin characters,
+// applied the same set of operations has the same text and (if it collected
+// alike) the same [Text.Encode] bytes. An operation whose dependencies (its origin characters,
 // or the characters it deletes) have not arrived is held pending inside the
 // Text and applied as soon as they do; it is never dropped and never applied
 // early. [Text.Version] covers applied operations only.
 //
 // The zero Text is an empty text ready to use. A Text is not safe for
-// concurrent use: callers serialise access (the canvas document does).
+// concurrent use, not even by readers only (position lookups update a
+// cache): callers serialise access (the canvas document does).
 type Text struct {
 	root, first *textNode // B+ tree of items; first leaf
 	idx         textIndex // character id ranges -> leaf
