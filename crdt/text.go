@@ -61,9 +61,6 @@ type Text struct {
 	woken   []ID          // pending ops to retry
 }
 
-// NewText returns an empty text. It is the same as new(Text).
-func NewText() *Text { return new(Text) }
-
 func (t *Text) init() {
 	if t.root == nil {
 		t.resetTree()
@@ -144,10 +141,10 @@ func (t *Text) used(r ReplicaID, start, end uint64) bool {
 // checkLocalID checks the id given to a local edit that consumes n seqs.
 func (t *Text) checkLocalID(id ID, n uint64) error {
 	if !textValidID(id) || id.Seq+n > TextMaxSeq {
-		return fmt.Errorf("%w: invalid id %v", ErrTextInvalidOp, id)
+		return fmt.Errorf("%w: invalid id %v", TextErrInvalidOp, id)
 	}
 	if t.used(id.Replica, id.Seq, id.Seq+n) {
-		return fmt.Errorf("%w: %v (+%d)", ErrTextIDUsed, id, n)
+		return fmt.Errorf("%w: %v (+%d)", TextErrIDUsed, id, n)
 	}
 	return nil
 }
@@ -155,20 +152,20 @@ func (t *Text) checkLocalID(id ID, n uint64) error {
 // Insert inserts s before visible position pos (0 <= pos <= Len()) as a
 // local edit. The characters take the ids id, id+1, ... (one per code point),
 // which the caller allocates. It returns the operation to send to other
-// replicas. Errors: ErrTextPosition for a bad pos, ErrTextInvalidOp for an
-// empty, over-long or invalid-UTF-8 s or an invalid id, ErrTextIDUsed when
+// replicas. Errors: TextErrPosition for a bad pos, TextErrInvalidOp for an
+// empty, over-long or invalid-UTF-8 s or an invalid id, TextErrIDUsed when
 // the ids were already seen. On error nothing changes.
 func (t *Text) Insert(id ID, pos int, s string) (TextOp, error) {
 	t.init()
 	if pos < 0 || pos > t.root.vis {
-		return TextOp{}, fmt.Errorf("%w: insert at %d in %d", ErrTextPosition, pos, t.root.vis)
+		return TextOp{}, fmt.Errorf("%w: insert at %d in %d", TextErrPosition, pos, t.root.vis)
 	}
 	if s == "" || !utf8.ValidString(s) {
-		return TextOp{}, fmt.Errorf("%w: insert needs non-empty valid UTF-8", ErrTextInvalidOp)
+		return TextOp{}, fmt.Errorf("%w: insert needs non-empty valid UTF-8", TextErrInvalidOp)
 	}
 	n := utf8.RuneCountInString(s)
 	if n > TextMaxOpLen {
-		return TextOp{}, fmt.Errorf("%w: insert too long", ErrTextInvalidOp)
+		return TextOp{}, fmt.Errorf("%w: insert too long", TextErrInvalidOp)
 	}
 	if err := t.checkLocalID(id, uint64(n)); err != nil {
 		return TextOp{}, err
@@ -203,13 +200,13 @@ func (t *Text) Insert(id ID, pos int, s string) (TextOp, error) {
 
 // Delete deletes the n visible code points starting at visible position pos
 // as a local edit; the operation takes the id id. It returns the operation
-// to send. Errors: ErrTextPosition unless 0 <= pos, 1 <= n and pos+n <=
-// Len(); ErrTextInvalidOp for an invalid id; ErrTextIDUsed when id was
+// to send. Errors: TextErrPosition unless 0 <= pos, 1 <= n and pos+n <=
+// Len(); TextErrInvalidOp for an invalid id; TextErrIDUsed when id was
 // already seen. On error nothing changes.
 func (t *Text) Delete(id ID, pos, n int) (TextOp, error) {
 	t.init()
 	if pos < 0 || n < 1 || pos > t.root.vis-n {
-		return TextOp{}, fmt.Errorf("%w: delete %d at %d in %d", ErrTextPosition, n, pos, t.root.vis)
+		return TextOp{}, fmt.Errorf("%w: delete %d at %d in %d", TextErrPosition, n, pos, t.root.vis)
 	}
 	if err := t.checkLocalID(id, 1); err != nil {
 		return TextOp{}, err
@@ -261,7 +258,7 @@ func textAddSpan(spans []TextSpan, start ID, n uint64) []TextSpan {
 // order, any number of times. Operations already applied are skipped;
 // operations whose dependencies are missing are held pending and applied when
 // those arrive (see [Text.Pending]). Every op is validated first: if any is
-// malformed, Apply returns an error wrapping ErrTextInvalidOp and changes
+// malformed, Apply returns an error wrapping TextErrInvalidOp and changes
 // nothing.
 func (t *Text) Apply(ops ...TextOp) error {
 	for i := range ops {
@@ -535,11 +532,11 @@ func (t *Text) applyDelete(d ID, spans []TextSpan) {
 }
 
 // IDAt returns the id of the visible character at position pos
-// (0 <= pos < Len()), or ErrTextPosition.
+// (0 <= pos < Len()), or TextErrPosition.
 func (t *Text) IDAt(pos int) (ID, error) {
 	t.init()
 	if pos < 0 || pos >= t.root.vis {
-		return ID{}, fmt.Errorf("%w: %d of %d", ErrTextPosition, pos, t.root.vis)
+		return ID{}, fmt.Errorf("%w: %d of %d", TextErrPosition, pos, t.root.vis)
 	}
 	p, off := t.findVisible(pos)
 	return ID{p.item().id.Replica, p.item().id.Seq + uint64(off)}, nil
@@ -548,12 +545,12 @@ func (t *Text) IDAt(pos int) (ID, error) {
 // PosOf returns the visible position of character id and whether it is
 // visible. For a deleted character it returns the number of visible
 // characters before it, the position it would have. Returns
-// ErrTextUnknownID when the text does not hold id.
+// TextErrUnknownID when the text does not hold id.
 func (t *Text) PosOf(id ID) (pos int, visible bool, err error) {
 	t.init()
 	p, off, ok := t.findID(id)
 	if !ok {
-		return 0, false, fmt.Errorf("%w: %v", ErrTextUnknownID, id)
+		return 0, false, fmt.Errorf("%w: %v", TextErrUnknownID, id)
 	}
 	_, vis := textOffsets(p)
 	if p.item().vis() > 0 {
@@ -565,11 +562,11 @@ func (t *Text) PosOf(id ID) (pos int, visible bool, err error) {
 // Cursor returns a stable anchor for the caret at visible position pos
 // (0 <= pos <= Len()): the id of the character before it, or the zero ID at
 // the start. Anchors survive concurrent edits: [Text.CursorPos] maps one back
-// to a position on any replica. Returns ErrTextPosition for a bad pos.
+// to a position on any replica. Returns TextErrPosition for a bad pos.
 func (t *Text) Cursor(pos int) (ID, error) {
 	t.init()
 	if pos < 0 || pos > t.root.vis {
-		return ID{}, fmt.Errorf("%w: cursor %d of %d", ErrTextPosition, pos, t.root.vis)
+		return ID{}, fmt.Errorf("%w: cursor %d of %d", TextErrPosition, pos, t.root.vis)
 	}
 	if pos == 0 {
 		return ID{}, nil
@@ -579,7 +576,7 @@ func (t *Text) Cursor(pos int) (ID, error) {
 
 // CursorPos returns the caret position of an anchor made by [Text.Cursor]:
 // just after the anchor character, or where it was if it has been deleted.
-// Returns ErrTextUnknownID when the text does not hold the anchor.
+// Returns TextErrUnknownID when the text does not hold the anchor.
 func (t *Text) CursorPos(anchor ID) (int, error) {
 	if anchor == (ID{}) {
 		return 0, nil

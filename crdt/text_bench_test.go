@@ -106,7 +106,7 @@ func BenchmarkTextAutomergePaperLoad(b *testing.B) {
 			cpu := &textCPUMeter{tb: b}
 			cpu.begin()
 			for b.Loop() {
-				if _, err := DecodeText(enc); err != nil {
+				if _, err := TextDecode(enc); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -121,7 +121,7 @@ func BenchmarkTextAutomergePaperLoad(b *testing.B) {
 // encoded, then decoded and applied.
 func BenchmarkTextAutomergePaperRemote(b *testing.B) {
 	r := textReplaySeq(b, textLoadTrace(b, "automerge-paper"))
-	upd, err := EncodeTextOps(r.DiffSince(nil))
+	upd, err := TextEncodeOps(r.DiffSince(nil))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,11 +134,11 @@ func BenchmarkTextAutomergePaperRemote(b *testing.B) {
 		b.ReportMetric(float64(len(upd)), "update-B")
 	}()
 	for b.Loop() {
-		ops, err := DecodeTextOps(upd)
+		ops, err := TextDecodeOps(upd)
 		if err != nil {
 			b.Fatal(err)
 		}
-		t := NewText()
+		t := new(Text)
 		if err := t.Apply(ops...); err != nil {
 			b.Fatal(err)
 		}
@@ -153,7 +153,7 @@ func BenchmarkTextAutomergePaperRemote(b *testing.B) {
 func BenchmarkTextAutomergePaperOps(b *testing.B) {
 	tr := textLoadTrace(b, "automerge-paper")
 	var ops []TextOp
-	r := NewTextReplica(1, nil)
+	r := new(Text).EditAs(1)
 	for i := range tr.Txns {
 		for _, p := range tr.Txns[i].Patches {
 			if p.Del > 0 {
@@ -170,7 +170,7 @@ func BenchmarkTextAutomergePaperOps(b *testing.B) {
 	cpu.begin()
 	defer func() { cpu.end(); cpu.report(b) }()
 	for b.Loop() {
-		t := NewText()
+		t := new(Text)
 		for i := range ops {
 			if err := t.Apply(ops[i]); err != nil {
 				b.Fatal(err)
@@ -190,7 +190,7 @@ func BenchmarkTextConcurrentMerge(b *testing.B) {
 			cpu := &textCPUMeter{tb: b}
 			cpu.begin()
 			for b.Loop() {
-				t = NewText()
+				t = new(Text)
 				for a := range ops {
 					if err := t.Apply(ops[a]...); err != nil {
 						b.Fatal(err)

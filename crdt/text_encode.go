@@ -71,12 +71,12 @@ func (op TextOp) EncodeMsgpack(enc *msgpack.Encoder) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: unknown kind %d", ErrTextInvalidOp, op.Kind)
+	return fmt.Errorf("%w: unknown kind %d", TextErrInvalidOp, op.Kind)
 }
 
 // DecodeMsgpack reads an op written by EncodeMsgpack; it implements
-// msgpack.CustomDecoder. It returns an error wrapping ErrTextEncoding for
-// malformed input, or ErrTextInvalidOp for a well-formed but invalid op; it
+// msgpack.CustomDecoder. It returns an error wrapping TextErrEncoding for
+// malformed input, or TextErrInvalidOp for a well-formed but invalid op; it
 // never panics.
 func (op *TextOp) DecodeMsgpack(dec *msgpack.Decoder) error {
 	*op = TextOp{}
@@ -85,7 +85,7 @@ func (op *TextOp) DecodeMsgpack(dec *msgpack.Decoder) error {
 		return textEncErr(err)
 	}
 	if n < 3 {
-		return fmt.Errorf("%w: op array of %d", ErrTextEncoding, n)
+		return fmt.Errorf("%w: op array of %d", TextErrEncoding, n)
 	}
 	var head [3]uint64
 	for i := range head {
@@ -101,7 +101,7 @@ func (op *TextOp) DecodeMsgpack(dec *msgpack.Decoder) error {
 	switch op.Kind {
 	case TextInsert:
 		if n != 9 {
-			return fmt.Errorf("%w: insert array of %d", ErrTextEncoding, n)
+			return fmt.Errorf("%w: insert array of %d", TextErrEncoding, n)
 		}
 		var o [4]uint64
 		for i := range o {
@@ -119,7 +119,7 @@ func (op *TextOp) DecodeMsgpack(dec *msgpack.Decoder) error {
 		}
 	case TextDelete:
 		if (n-3)%3 != 0 || (n-3)/3 > TextMaxSpans {
-			return fmt.Errorf("%w: delete array of %d", ErrTextEncoding, n)
+			return fmt.Errorf("%w: delete array of %d", TextErrEncoding, n)
 		}
 		k := (n - 3) / 3
 		op.Spans = make([]TextSpan, 0, min(k, 64))
@@ -133,21 +133,21 @@ func (op *TextOp) DecodeMsgpack(dec *msgpack.Decoder) error {
 			op.Spans = append(op.Spans, TextSpan{ID{ReplicaID(s[0]), s[1]}, s[2]})
 		}
 	default:
-		return fmt.Errorf("%w: unknown op kind %d", ErrTextEncoding, head[0])
+		return fmt.Errorf("%w: unknown op kind %d", TextErrEncoding, head[0])
 	}
 	return op.validate()
 }
 
 func textEncErr(err error) error {
-	if errors.Is(err, ErrTextEncoding) || errors.Is(err, ErrTextInvalidOp) {
+	if errors.Is(err, TextErrEncoding) || errors.Is(err, TextErrInvalidOp) {
 		return err
 	}
-	return fmt.Errorf("%w: %v", ErrTextEncoding, err)
+	return fmt.Errorf("%w: %v", TextErrEncoding, err)
 }
 
-// EncodeTextOps encodes ops as one msgpack array: the update format. The
+// TextEncodeOps encodes ops as one msgpack array: the update format. The
 // output is deterministic. It fails only for an op of unknown kind.
-func EncodeTextOps(ops []TextOp) ([]byte, error) {
+func TextEncodeOps(ops []TextOp) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	if err := enc.EncodeArrayLen(len(ops)); err != nil {
@@ -161,11 +161,11 @@ func EncodeTextOps(ops []TextOp) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// DecodeTextOps decodes an update written by [EncodeTextOps]. Untrusted
-// input is safe: it returns an error wrapping ErrTextEncoding (malformed
-// bytes, trailing bytes) or ErrTextInvalidOp (an invalid op), never panics,
+// TextDecodeOps decodes an update written by [TextEncodeOps]. Untrusted
+// input is safe: it returns an error wrapping TextErrEncoding (malformed
+// bytes, trailing bytes) or TextErrInvalidOp (an invalid op), never panics,
 // and allocates in proportion to len(b).
-func DecodeTextOps(b []byte) ([]TextOp, error) {
+func TextDecodeOps(b []byte) ([]TextOp, error) {
 	r := bytes.NewReader(b)
 	dec := msgpack.NewDecoder(r)
 	n, err := dec.DecodeArrayLen()
@@ -173,7 +173,7 @@ func DecodeTextOps(b []byte) ([]TextOp, error) {
 		return nil, textEncErr(err)
 	}
 	if n < 0 || n > len(b) {
-		return nil, fmt.Errorf("%w: op list of %d", ErrTextEncoding, n)
+		return nil, fmt.Errorf("%w: op list of %d", TextErrEncoding, n)
 	}
 	ops := make([]TextOp, n)
 	for i := range ops {
@@ -182,7 +182,7 @@ func DecodeTextOps(b []byte) ([]TextOp, error) {
 		}
 	}
 	if r.Len() != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrTextEncoding, r.Len())
+		return nil, fmt.Errorf("%w: %d trailing bytes", TextErrEncoding, r.Len())
 	}
 	return ops, nil
 }
@@ -408,7 +408,7 @@ func (r *textReader) uvarint() uint64 {
 	}
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.err = fmt.Errorf("%w: bad varint", ErrTextEncoding)
+		r.err = fmt.Errorf("%w: bad varint", TextErrEncoding)
 		return 0
 	}
 	r.b = r.b[n:]
@@ -420,7 +420,7 @@ func (r *textReader) byte() byte {
 		return 0
 	}
 	if len(r.b) == 0 {
-		r.err = fmt.Errorf("%w: truncated items", ErrTextEncoding)
+		r.err = fmt.Errorf("%w: truncated items", TextErrEncoding)
 		return 0
 	}
 	c := r.b[0]
@@ -428,26 +428,18 @@ func (r *textReader) byte() byte {
 	return c
 }
 
-// DecodeText decodes a state written by [Text.Encode]. Untrusted input is
+// TextDecode decodes a state written by [Text.Encode]. Untrusted input is
 // safe: malformed or inconsistent input returns an error wrapping
-// ErrTextEncoding (or ErrTextInvalidOp for an invalid pending op), never a
+// TextErrEncoding (or TextErrInvalidOp for an invalid pending op), never a
 // panic, and allocation stays proportional to len(b) (collected runs aside,
 // which cost no memory per character). The decoder checks the structure
 // (unique ids, known origins, deleters that are applied deletes, content
 // matching the runs) but does not re-run integration, so it cannot detect a
 // well-formed snapshot whose run order contradicts its origins: load
 // snapshots from the server's own store, which validated every update.
-func DecodeText(b []byte) (*Text, error) {
-	t, err := textDecode(b)
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
-}
-
-func textDecode(b []byte) (*Text, error) {
+func TextDecode(b []byte) (*Text, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrTextEncoding}, args...)...)
+		return fmt.Errorf("%w: "+format, append([]any{TextErrEncoding}, args...)...)
 	}
 	rd := bytes.NewReader(b)
 	dec := msgpack.NewDecoder(rd)
@@ -529,7 +521,7 @@ func textDecode(b []byte) (*Text, error) {
 		return nil, bad("%d trailing bytes", rd.Len())
 	}
 
-	t := NewText()
+	t := new(Text)
 	t.init()
 	// Seen ranges.
 	sr := &textReader{b: seenBin}
@@ -779,7 +771,7 @@ func textDecodeBin(dec *msgpack.Decoder, rd *bytes.Reader) ([]byte, error) {
 		return nil, textEncErr(err)
 	}
 	if n < -1 || n > rd.Len() {
-		return nil, fmt.Errorf("%w: bin of %d bytes", ErrTextEncoding, n)
+		return nil, fmt.Errorf("%w: bin of %d bytes", TextErrEncoding, n)
 	}
 	if n == -1 { // nil
 		return nil, nil

@@ -10,8 +10,8 @@ import (
 // other's operations, in whatever order they arrive, and both end with the
 // same text, each run of typing kept whole.
 func ExampleText() {
-	alice := crdt.NewTextReplica(1, nil)
-	bob := crdt.NewTextReplica(2, nil)
+	alice := new(crdt.Text).EditAs(1)
+	bob := new(crdt.Text).EditAs(2)
 
 	op, _ := alice.Insert(0, "Hello!")
 	_ = bob.Apply(op)

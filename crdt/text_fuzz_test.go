@@ -36,7 +36,7 @@ func textFuzzBase(tb testing.TB) (*Text, [][]TextOp) {
 func FuzzTextDecodeOps(f *testing.F) {
 	base, lists := textFuzzBase(f)
 	for _, l := range lists {
-		b, err := EncodeTextOps(l)
+		b, err := TextEncodeOps(l)
 		require.NoError(f, err)
 		f.Add(b)
 	}
@@ -44,17 +44,17 @@ func FuzzTextDecodeOps(f *testing.F) {
 	baseEnc, err := base.Encode()
 	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ops, err := DecodeTextOps(b)
+		ops, err := TextDecodeOps(b)
 		if err != nil {
 			return
 		}
-		again, err := EncodeTextOps(ops)
+		again, err := TextEncodeOps(ops)
 		require.NoError(t, err)
-		back, err := DecodeTextOps(again)
+		back, err := TextDecodeOps(again)
 		require.NoError(t, err)
 		require.Equal(t, ops, back)
 
-		x, err := DecodeText(baseEnc)
+		x, err := TextDecode(baseEnc)
 		require.NoError(t, err)
 		before := x.String()
 		if err := x.Apply(ops...); err != nil {
@@ -67,7 +67,7 @@ func FuzzTextDecodeOps(f *testing.F) {
 		// Whatever was applied, the state stays self-consistent.
 		enc, err := x.Encode()
 		require.NoError(t, err)
-		y, err := DecodeText(enc)
+		y, err := TextDecode(enc)
 		require.NoError(t, err)
 		require.Equal(t, x.String(), y.String())
 		_ = x.DiffSince(nil)
@@ -89,20 +89,20 @@ func FuzzTextDecodeState(f *testing.F) {
 	enc, err = base.Encode()
 	require.NoError(f, err)
 	f.Add(enc)
-	p := NewText()
+	p := new(Text)
 	require.NoError(f, p.Apply(lists[3]...)) // a pending delete
 	enc, err = p.Encode()
 	require.NoError(f, err)
 	f.Add(enc)
 	f.Add([]byte{0x96, 0x01, 0x90, 0xc4, 0x00, 0xc4, 0x01, 0x00, 0xa0, 0x90})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		x, err := DecodeText(b)
+		x, err := TextDecode(b)
 		if err != nil {
 			return
 		}
 		e1, err := x.Encode()
 		require.NoError(t, err)
-		y, err := DecodeText(e1)
+		y, err := TextDecode(e1)
 		require.NoError(t, err)
 		e2, err := y.Encode()
 		require.NoError(t, err)
@@ -113,7 +113,7 @@ func FuzzTextDecodeState(f *testing.F) {
 		for x.seen[fresh] != nil {
 			fresh++
 		}
-		r := NewTextReplica(fresh, x)
+		r := x.EditAs(fresh)
 		_, err = r.Insert(r.Len()/2, "ab")
 		require.NoError(t, err)
 		if r.Len() > 1 {
@@ -121,9 +121,9 @@ func FuzzTextDecodeState(f *testing.F) {
 			require.NoError(t, err)
 		}
 		// The decoder checks structure, not causal consistency (see
-		// DecodeText): a forged state may re-integrate in another order, or
+		// TextDecode): a forged state may re-integrate in another order, or
 		// not at all when its origins form a cycle. Its diff still applies.
-		z := NewText()
+		z := new(Text)
 		require.NoError(t, z.Apply(r.DiffSince(nil)...))
 		if z.Pending() == 0 {
 			require.Equal(t, r.Len(), z.Len())
@@ -141,12 +141,12 @@ func TestTextApplyRegressions(t *testing.T) {
 		"\x94\x99\x01000 10\xa900😁000\x00\x99\x0100\x03\x01\x03\x03\xa70😁00\x00\x99\x01100001\xa80😁0ê\x00\x99\x01000 17\xa80ê00000\x00",
 	} {
 		base, _ := textFuzzBase(t)
-		ops, err := DecodeTextOps([]byte(b))
+		ops, err := TextDecodeOps([]byte(b))
 		require.NoError(t, err)
 		require.NoError(t, base.Apply(ops...))
 		enc, err := base.Encode()
 		require.NoError(t, err)
-		y, err := DecodeText(enc)
+		y, err := TextDecode(enc)
 		require.NoError(t, err)
 		require.Equal(t, base.String(), y.String())
 		enc2, err := y.Encode()
@@ -168,12 +168,12 @@ func TestTextDecodeRegressions(t *testing.T) {
 		// Origins that form a cycle.
 		"\x96\x01\x93\x01\x022\xc4\v\x01\x010\x02\x01120\x01\x011\xc4d\x17A\x00\x02\x02\x000\x1a\x04\x03B\x00\x01\x002BB\x01\x00\b\v\x010\x05\x0e\x02\x01N\x04\x01\x000]\x01\x15\x01\x001\x012B\x00\x02\x002B\x00\x01\x000\n\x00\x01\x06\v\x01A\x02\x12\x03\x000\n\x00\x03\x06\x03\x01\x01\x02\x1b\x01\x1a\x02\x04A\x00*\x05\x02 A\x020\x04\x02 \x1e\x03\x01\v\x01 \x04\x0e\x02\x01\x06\a\x01\xd9Jé0000é000😁000000😁000😂000000😂0000000é0😂000😂0😁0êë0\x90",
 	} {
-		x, err := DecodeText([]byte(b))
+		x, err := TextDecode([]byte(b))
 		if err != nil {
-			require.ErrorIs(t, err, ErrTextEncoding)
+			require.ErrorIs(t, err, TextErrEncoding)
 			continue
 		}
-		z := NewText()
+		z := new(Text)
 		require.NoError(t, z.Apply(x.DiffSince(nil)...))
 		if z.Pending() == 0 {
 			require.Equal(t, x.Len(), z.Len())

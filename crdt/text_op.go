@@ -9,20 +9,20 @@ import (
 // Errors returned by [Text] and the text encoders. Callers match them with
 // errors.Is; returned errors may wrap them with detail.
 var (
-	// ErrTextInvalidOp: an operation is malformed (bad ids, bad UTF-8,
+	// TextErrInvalidOp: an operation is malformed (bad ids, bad UTF-8,
 	// references to its own future, sizes out of range). Nothing was changed.
-	ErrTextInvalidOp = errors.New("crdt: invalid text operation")
-	// ErrTextPosition: a position or length lies outside the text.
-	ErrTextPosition = errors.New("crdt: text position out of range")
-	// ErrTextIDUsed: a local edit was given an id whose sequence numbers this
+	TextErrInvalidOp = errors.New("crdt: invalid text operation")
+	// TextErrPosition: a position or length lies outside the text.
+	TextErrPosition = errors.New("crdt: text position out of range")
+	// TextErrIDUsed: a local edit was given an id whose sequence numbers this
 	// text has already seen.
-	ErrTextIDUsed = errors.New("crdt: text id already used")
-	// ErrTextUnknownID: the id names no character this text has.
-	ErrTextUnknownID = errors.New("crdt: unknown text id")
-	// ErrTextCollected: undoing a delete needs content that Collect dropped.
-	ErrTextCollected = errors.New("crdt: deleted text content was collected")
-	// ErrTextEncoding: bytes are not a valid encoded text state or op list.
-	ErrTextEncoding = errors.New("crdt: invalid text encoding")
+	TextErrIDUsed = errors.New("crdt: text id already used")
+	// TextErrUnknownID: the id names no character this text has.
+	TextErrUnknownID = errors.New("crdt: unknown text id")
+	// TextErrCollected: undoing a delete needs content that Collect dropped.
+	TextErrCollected = errors.New("crdt: deleted text content was collected")
+	// TextErrEncoding: bytes are not a valid encoded text state or op list.
+	TextErrEncoding = errors.New("crdt: invalid text encoding")
 )
 
 // Limits that every valid operation respects; decoders enforce them so that
@@ -122,9 +122,9 @@ func textRefOK(self, ref ID) bool {
 }
 
 // validate checks everything about op that does not depend on a text's
-// state. It returns an error wrapping ErrTextInvalidOp.
+// state. It returns an error wrapping TextErrInvalidOp.
 func (op *TextOp) validate() error {
-	bad := func(why string) error { return fmt.Errorf("%w: %s (%v)", ErrTextInvalidOp, why, op.ID) }
+	bad := func(why string) error { return fmt.Errorf("%w: %s (%v)", TextErrInvalidOp, why, op.ID) }
 	if !textValidID(op.ID) {
 		return bad("invalid id")
 	}

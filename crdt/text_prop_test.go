@@ -27,7 +27,7 @@ type textNet struct {
 func textNewNet(seed uint64, n int) *textNet {
 	net := &textNet{rng: rand.New(rand.NewPCG(seed, seed^0x5eed)), queue: make([][]TextOp, n)}
 	for i := range n {
-		net.reps = append(net.reps, NewTextReplica(ReplicaID(i+1), nil))
+		net.reps = append(net.reps, new(Text).EditAs(ReplicaID(i+1)))
 	}
 	return net
 }
@@ -145,7 +145,7 @@ func (net *textNet) settle(t testing.TB) {
 	// give the same state.
 	ops := append(slices.Clone(net.log), net.log[:len(net.log)/2]...)
 	net.rng.Shuffle(len(ops), func(a, b int) { ops[a], ops[b] = ops[b], ops[a] })
-	f := NewText()
+	f := new(Text)
 	require.NoError(t, f.Apply(ops...))
 	if net.collected {
 		f.Collect(f.Version())
@@ -174,7 +174,7 @@ func textCheckPositions(t testing.TB, r *Text) {
 		require.Equal(t, pos+1, cp)
 	}
 	_, err := r.IDAt(n)
-	require.ErrorIs(t, err, ErrTextPosition)
+	require.ErrorIs(t, err, TextErrPosition)
 }
 
 func TestTextRandomConvergence(t *testing.T) {
@@ -220,7 +220,7 @@ func TestTextNoInterleaving(t *testing.T) {
 	for seed := range uint64(seeds) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		k := 2 + rng.IntN(4)
-		base := NewTextReplica(100, nil)
+		base := new(Text).EditAs(100)
 		for range rng.IntN(6) {
 			pos := rng.IntN(base.Len() + 1)
 			_, err := base.Insert(pos, strings.Repeat("0123456789"[rng.IntN(10):][:1], 1+rng.IntN(4)))
@@ -235,7 +235,7 @@ func TestTextNoInterleaving(t *testing.T) {
 		var all []TextOp
 		blocks := make([]string, k)
 		for i := range k {
-			r := NewTextReplica(ReplicaID(i+1), nil)
+			r := new(Text).EditAs(ReplicaID(i + 1))
 			require.NoError(t, r.Apply(baseOps...))
 			n := 1 + rng.IntN(6)
 			var run []rune
@@ -271,7 +271,7 @@ func TestTextNoInterleaving(t *testing.T) {
 		}
 		var enc []byte
 		for range 3 {
-			r := NewTextReplica(99, nil)
+			r := new(Text).EditAs(99)
 			ops := append(append([]TextOp(nil), baseOps...), all...)
 			rng.Shuffle(len(ops), func(a, b int) { ops[a], ops[b] = ops[b], ops[a] })
 			require.NoError(t, r.Apply(ops...))
@@ -305,7 +305,7 @@ func TestTextEncodeRoundTrip(t *testing.T) {
 		for _, r := range net.reps {
 			enc, err := r.Encode()
 			require.NoError(t, err)
-			d, err := DecodeText(enc)
+			d, err := TextDecode(enc)
 			require.NoError(t, err)
 			require.Equal(t, r.String(), d.String())
 			require.Equal(t, r.Version(), d.Version())

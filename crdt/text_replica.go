@@ -11,12 +11,10 @@ type TextReplica struct {
 	next    uint64 // next free seq
 }
 
-// NewTextReplica returns replica r of t (a new empty text when t is nil).
-// Its counter starts after the highest seq of r that t has applied.
-func NewTextReplica(r ReplicaID, t *Text) *TextReplica {
-	if t == nil {
-		t = NewText()
-	}
+// EditAs returns a TextReplica that edits t as replica r. Its counter
+// starts after the highest seq of r that t has applied. Use new(Text).EditAs(r)
+// for a new empty text.
+func (t *Text) EditAs(r ReplicaID) *TextReplica {
 	next := uint64(1)
 	if s := t.seen[r]; s != nil {
 		next = s.last() + 1

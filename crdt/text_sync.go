@@ -272,7 +272,7 @@ func (t *Text) pendingOps() []TextOp {
 // the text has seen (the entry-wise [Min] of their version vectors). The
 // tombstones themselves stay, as short runs without content, because
 // concurrent inserts may still be placed relative to them. After Collect,
-// [Text.Invert] cannot undo those deletes (ErrTextCollected) and
+// [Text.Invert] cannot undo those deletes (TextErrCollected) and
 // [Text.DiffSince] sends their characters as placeholders.
 func (t *Text) Collect(horizon VersionVector) {
 	t.init()
@@ -309,9 +309,9 @@ func (t *Text) Collect(horizon VersionVector) {
 // Inverting an insert deletes those of its characters that are still
 // visible. Inverting a delete inserts its characters again, as new
 // characters placed right where the deleted ones were. It returns no
-// operations when there is nothing to undo. Errors: ErrTextUnknownID when the
-// text does not hold op's characters, ErrTextCollected when a deleted
-// character's content was collected, ErrTextInvalidOp or ErrTextIDUsed for a
+// operations when there is nothing to undo. Errors: TextErrUnknownID when the
+// text does not hold op's characters, TextErrCollected when a deleted
+// character's content was collected, TextErrInvalidOp or TextErrIDUsed for a
 // bad op or id. On error nothing changes.
 func (t *Text) Invert(id ID, op TextOp) ([]TextOp, error) {
 	t.init()
@@ -327,7 +327,7 @@ func (t *Text) Invert(id ID, op TextOp) ([]TextOp, error) {
 	// visit calls fn for every item piece of span s, or fails.
 	visit := func(s TextSpan, fn func(it *textItem, start ID, n int) error) error {
 		if !t.idx.covers(s.Start, s.Len) {
-			return fmt.Errorf("%w: %v+%d", ErrTextUnknownID, s.Start, s.Len)
+			return fmt.Errorf("%w: %v+%d", TextErrUnknownID, s.Start, s.Len)
 		}
 		id, left := s.Start, s.Len
 		for left > 0 {
@@ -368,7 +368,7 @@ func (t *Text) Invert(id ID, op TextOp) ([]TextOp, error) {
 					return nil
 				}
 				if it.off < 0 {
-					return fmt.Errorf("%w: %v", ErrTextCollected, start)
+					return fmt.Errorf("%w: %v", TextErrCollected, start)
 				}
 				p, _, _ := t.findID(start)
 				tot, _ := textOffsets(p)

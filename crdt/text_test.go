@@ -61,7 +61,7 @@ func TestTextConcurrentTraces(t *testing.T) {
 			})
 			orders["shuffled"] = append(orders["shuffled"], orders["shuffled"][:len(all)/3]...)
 			for name, order := range orders {
-				f := NewText()
+				f := new(Text)
 				require.NoError(t, f.Apply(order...))
 				require.Equal(t, tr.EndContent, f.String(), name)
 				require.Zero(t, f.Pending(), name)
@@ -83,7 +83,7 @@ func textMust[T any](t *testing.T) func(v T, err error) T {
 
 func TestTextBasics(t *testing.T) {
 	op := textMust[TextOp](t)
-	r := NewTextReplica(1, nil)
+	r := new(Text).EditAs(1)
 	require.Equal(t, "", r.String())
 	ins := op(r.Insert(0, "héllo"))
 	require.Equal(t, TextOp{Kind: TextInsert, ID: ID{1, 1}, Text: "héllo"}, ins)
@@ -106,7 +106,7 @@ func TestTextBasics(t *testing.T) {
 	require.False(t, vis)
 	require.Equal(t, 1, pos)
 	_, _, err = r.PosOf(ID{9, 1})
-	require.ErrorIs(t, err, ErrTextUnknownID)
+	require.ErrorIs(t, err, TextErrUnknownID)
 
 	// A cursor after "h w" survives an insert before it.
 	c := textMust[ID](t)(r.Cursor(3))
@@ -118,7 +118,7 @@ func TestTextBasics(t *testing.T) {
 }
 
 func TestTextErrorsChangeNothing(t *testing.T) {
-	r := NewTextReplica(1, nil)
+	r := new(Text).EditAs(1)
 	_, err := r.Insert(0, "abc")
 	require.NoError(t, err)
 	before, err := r.Encode()
@@ -128,31 +128,31 @@ func TestTextErrorsChangeNothing(t *testing.T) {
 		do   func() error
 		want error
 	}{
-		{"insert past end", func() error { _, err := r.Insert(4, "x"); return err }, ErrTextPosition},
-		{"insert negative", func() error { _, err := r.Insert(-1, "x"); return err }, ErrTextPosition},
-		{"insert empty", func() error { _, err := r.Insert(0, ""); return err }, ErrTextInvalidOp},
-		{"insert bad utf8", func() error { _, err := r.Insert(0, "\xff"); return err }, ErrTextInvalidOp},
-		{"insert used id", func() error { _, err := r.Text.Insert(ID{1, 2}, 0, "x"); return err }, ErrTextIDUsed},
-		{"insert zero id", func() error { _, err := r.Text.Insert(ID{}, 0, "x"); return err }, ErrTextInvalidOp},
-		{"delete past end", func() error { _, err := r.Delete(2, 2); return err }, ErrTextPosition},
-		{"delete nothing", func() error { _, err := r.Delete(0, 0); return err }, ErrTextPosition},
-		{"delete used id", func() error { _, err := r.Text.Delete(ID{1, 3}, 0, 1); return err }, ErrTextIDUsed},
-		{"idat", func() error { _, err := r.IDAt(3); return err }, ErrTextPosition},
-		{"cursor", func() error { _, err := r.Cursor(4); return err }, ErrTextPosition},
-		{"apply kind", func() error { return r.Apply(TextOp{Kind: 9, ID: ID{2, 1}}) }, ErrTextInvalidOp},
+		{"insert past end", func() error { _, err := r.Insert(4, "x"); return err }, TextErrPosition},
+		{"insert negative", func() error { _, err := r.Insert(-1, "x"); return err }, TextErrPosition},
+		{"insert empty", func() error { _, err := r.Insert(0, ""); return err }, TextErrInvalidOp},
+		{"insert bad utf8", func() error { _, err := r.Insert(0, "\xff"); return err }, TextErrInvalidOp},
+		{"insert used id", func() error { _, err := r.Text.Insert(ID{1, 2}, 0, "x"); return err }, TextErrIDUsed},
+		{"insert zero id", func() error { _, err := r.Text.Insert(ID{}, 0, "x"); return err }, TextErrInvalidOp},
+		{"delete past end", func() error { _, err := r.Delete(2, 2); return err }, TextErrPosition},
+		{"delete nothing", func() error { _, err := r.Delete(0, 0); return err }, TextErrPosition},
+		{"delete used id", func() error { _, err := r.Text.Delete(ID{1, 3}, 0, 1); return err }, TextErrIDUsed},
+		{"idat", func() error { _, err := r.IDAt(3); return err }, TextErrPosition},
+		{"cursor", func() error { _, err := r.Cursor(4); return err }, TextErrPosition},
+		{"apply kind", func() error { return r.Apply(TextOp{Kind: 9, ID: ID{2, 1}}) }, TextErrInvalidOp},
 		{"apply self reference", func() error {
 			return r.Apply(TextOp{Kind: TextInsert, ID: ID{2, 5}, Left: ID{2, 5}, Text: "x"})
-		}, ErrTextInvalidOp},
+		}, TextErrInvalidOp},
 		{"apply future span", func() error {
 			return r.Apply(TextOp{Kind: TextDelete, ID: ID{2, 5}, Spans: []TextSpan{{ID{2, 4}, 2}}})
-		}, ErrTextInvalidOp},
+		}, TextErrInvalidOp},
 		{"apply batch with one bad op", func() error {
 			return r.Apply(TextOp{Kind: TextInsert, ID: ID{2, 1}, Text: "ok"}, TextOp{Kind: TextInsert, ID: ID{2, 3}, Text: "x", Gone: 1})
-		}, ErrTextInvalidOp},
+		}, TextErrInvalidOp},
 		{"invert unknown", func() error {
 			_, err := r.Invert(TextOp{Kind: TextDelete, ID: ID{3, 9}, Spans: []TextSpan{{ID{3, 1}, 2}}})
 			return err
-		}, ErrTextUnknownID},
+		}, TextErrUnknownID},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			require.ErrorIs(t, c.do(), c.want)
@@ -165,12 +165,12 @@ func TestTextErrorsChangeNothing(t *testing.T) {
 }
 
 func TestTextPending(t *testing.T) {
-	a := NewTextReplica(1, nil)
+	a := new(Text).EditAs(1)
 	op := textMust[TextOp](t)
 	o1 := op(a.Insert(0, "abc"))
 	o2 := op(a.Insert(3, "def"))
 	o3 := op(a.Delete(1, 3)) // "bcd"
-	b := NewText()
+	b := new(Text)
 	require.NoError(t, b.Apply(o3, o2))
 	require.Equal(t, 2, b.Pending())
 	require.Equal(t, "", b.String())
@@ -179,7 +179,7 @@ func TestTextPending(t *testing.T) {
 	// Pending ops survive a snapshot and are offered to peers.
 	enc, err := b.Encode()
 	require.NoError(t, err)
-	b2, err := DecodeText(enc)
+	b2, err := TextDecode(enc)
 	require.NoError(t, err)
 	require.Equal(t, 2, b2.Pending())
 	require.Len(t, b2.DiffSince(nil), 2)
@@ -194,8 +194,8 @@ func TestTextPending(t *testing.T) {
 func TestTextInvert(t *testing.T) {
 	op := textMust[TextOp](t)
 	ops := textMust[[]TextOp](t)
-	a := NewTextReplica(1, nil)
-	b := NewTextReplica(2, nil)
+	a := new(Text).EditAs(1)
+	b := new(Text).EditAs(2)
 	sync := func() {
 		require.NoError(t, a.Apply(b.DiffSince(a.Version())...))
 		require.NoError(t, b.Apply(a.DiffSince(b.Version())...))
@@ -234,7 +234,7 @@ func TestTextInvert(t *testing.T) {
 	sync()
 	a.Collect(Min(a.Version(), b.Version()))
 	_, err := a.Invert(d2)
-	require.ErrorIs(t, err, ErrTextCollected)
+	require.ErrorIs(t, err, TextErrCollected)
 	require.Equal(t, "g hello ", a.String())
 }
 
@@ -264,7 +264,7 @@ func TestTextCollect(t *testing.T) {
 		}
 		// A new replica that joins late gets everything by DiffSince, with
 		// placeholders for collected characters.
-		late := NewText()
+		late := new(Text)
 		require.NoError(t, late.Apply(net.reps[0].DiffSince(nil)...))
 		net.flush(t)
 		require.NoError(t, late.Apply(net.reps[1].DiffSince(late.Version())...))

@@ -102,7 +102,7 @@ func textLoadTrace(tb testing.TB, name string) *textTrace {
 // textReplaySeq replays a sequential trace on one replica, edit by edit.
 func textReplaySeq(tb testing.TB, tr *textTrace) *TextReplica {
 	tb.Helper()
-	r := NewTextReplica(1, nil)
+	r := new(Text).EditAs(1)
 	if tr.StartContent != "" {
 		if _, err := r.Insert(0, tr.StartContent); err != nil {
 			tb.Fatal(err)
@@ -135,7 +135,7 @@ func textReplayConcurrent(tb testing.TB, tr *textTrace) ([]*TextReplica, [][]Tex
 	n := tr.NumAgents
 	reps := make([]*TextReplica, n)
 	for a := range reps {
-		reps[a] = NewTextReplica(ReplicaID(a+1), nil)
+		reps[a] = new(Text).EditAs(ReplicaID(a + 1))
 	}
 	ops := make([][]TextOp, n)
 	vvs := make([]VersionVector, len(tr.Txns)) // version after each txn
