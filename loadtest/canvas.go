@@ -171,7 +171,7 @@ func (r *room) delivered(l *live, self uint64, f *realtime.Frame, now time.Time)
 		return
 	}
 	l.deliveries.Add(1)
-	l.observe(now.Sub(sent.at))
+	l.observe(self, now.Sub(sent.at))
 }
 
 // run makes every editor send updates at the plan's rate until stop.

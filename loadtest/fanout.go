@@ -40,7 +40,7 @@ func newFanoutWorker(w *worker) *fanoutWorker { return &fanoutWorker{w: w} }
 func (fw *fanoutWorker) prepare(ctx context.Context) error {
 	p := fw.w.plan
 	fw.w.forEach(ctx, len(p.Subscribers), func(i int) {
-		c := fw.w.dial(ctx, p.Tokens[p.Subscribers[i]], fw.onMessage)
+		c := fw.w.dial(ctx, p.Tokens[p.Subscribers[i]], func(f *realtime.Frame) { fw.onMessage(uint64(i), f) })
 		if c == nil {
 			return
 		}
@@ -60,7 +60,7 @@ func (fw *fanoutWorker) prepare(ctx context.Context) error {
 }
 
 // onMessage runs on a subscriber's reader goroutine.
-func (fw *fanoutWorker) onMessage(f *realtime.Frame) {
+func (fw *fanoutWorker) onMessage(sub uint64, f *realtime.Frame) {
 	if f.Type != realtime.TypeMessage {
 		fw.w.handleCommon(f)
 		return
@@ -75,7 +75,7 @@ func (fw *fanoutWorker) onMessage(f *realtime.Frame) {
 		return
 	}
 	fw.w.stats.deliveries.Add(1)
-	fw.w.stats.observe(now.Sub(time.Unix(0, d.SentAt)))
+	fw.w.stats.observe(sub, now.Sub(time.Unix(0, d.SentAt)))
 }
 
 func (fw *fanoutWorker) onReply(p *publisher, f *realtime.Frame) {

@@ -43,8 +43,11 @@ type ServerReading struct {
 	At          time.Time `json:"at"`
 	RSSBytes    float64   `json:"rss_bytes"`
 	HeapInuse   float64   `json:"heap_inuse_bytes"`
+	StackInuse  float64   `json:"stack_inuse_bytes"`
 	Goroutines  float64   `json:"goroutines"`
 	Connections float64   `json:"connections"`
+	GCs         float64   `json:"gcs"`         // garbage collections so far
+	CPUSeconds  float64   `json:"cpu_seconds"` // CPU time used so far
 	OpenFDs     float64   `json:"open_fds"`
 	MaxFDs      float64   `json:"max_fds"`
 }
@@ -71,9 +74,10 @@ type ServerUsage struct {
 
 // PerConn is the server's growth per connection.
 type PerConn struct {
-	RSSBytes       float64 `json:"rss_bytes"`
-	HeapInuseBytes float64 `json:"heap_inuse_bytes"`
-	Goroutines     float64 `json:"goroutines"`
+	RSSBytes        float64 `json:"rss_bytes"`
+	HeapInuseBytes  float64 `json:"heap_inuse_bytes"`
+	StackInuseBytes float64 `json:"stack_inuse_bytes"`
+	Goroutines      float64 `json:"goroutines"`
 }
 
 func perConn(from, to ServerReading, conns float64) PerConn {
@@ -81,7 +85,8 @@ func perConn(from, to ServerReading, conns float64) PerConn {
 		return PerConn{}
 	}
 	per := func(a, b float64) float64 { return math.Round((a-b)/conns*10) / 10 }
-	return PerConn{per(to.RSSBytes, from.RSSBytes), per(to.HeapInuse, from.HeapInuse), per(to.Goroutines, from.Goroutines)}
+	return PerConn{per(to.RSSBytes, from.RSSBytes), per(to.HeapInuse, from.HeapInuse),
+		per(to.StackInuse, from.StackInuse), per(to.Goroutines, from.Goroutines)}
 }
 
 func newServerUsage(before, mid, after ServerReading, conns int64) *ServerUsage {
@@ -91,6 +96,33 @@ func newServerUsage(before, mid, after ServerReading, conns int64) *ServerUsage 
 		Marginal:         perConn(mid, after, after.Connections-mid.Connections),
 		ConnectionsMatch: after.Connections-before.Connections == float64(conns),
 	}
+}
+
+// waitGC waits, at most max, for the server's next garbage collection, so
+// that the reading after it finds no garbage in the Go heap. An idle Go
+// program collects at least every two minutes. It returns whether a
+// collection happened.
+func waitGC(ctx context.Context, c *restClient, max time.Duration) (bool, error) {
+	first, err := readMetricsOnce(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		r, err := readMetricsOnce(ctx, c)
+		if err != nil {
+			return false, err
+		}
+		if r.GCs > first.GCs {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // readMetrics reads the server's Prometheus metrics: a few readings a
@@ -124,7 +156,10 @@ func readMetrics(ctx context.Context, c *restClient, n int) (ServerReading, erro
 		At:          rs[len(rs)-1].At,
 		RSSBytes:    med(func(r ServerReading) float64 { return r.RSSBytes }),
 		HeapInuse:   med(func(r ServerReading) float64 { return r.HeapInuse }),
+		StackInuse:  med(func(r ServerReading) float64 { return r.StackInuse }),
 		Goroutines:  med(func(r ServerReading) float64 { return r.Goroutines }),
+		GCs:         rs[len(rs)-1].GCs,
+		CPUSeconds:  rs[len(rs)-1].CPUSeconds,
 		Connections: med(func(r ServerReading) float64 { return r.Connections }),
 		OpenFDs:     med(func(r ServerReading) float64 { return r.OpenFDs }),
 		MaxFDs:      rs[0].MaxFDs,
@@ -152,13 +187,16 @@ func readMetricsOnce(ctx context.Context, c *restClient) (ServerReading, error) 
 	for name, dst := range map[string]*float64{
 		"process_resident_memory_bytes": &r.RSSBytes,
 		"go_memstats_heap_inuse_bytes":  &r.HeapInuse,
+		"go_memstats_stack_inuse_bytes": &r.StackInuse,
 		"go_goroutines":                 &r.Goroutines,
+		"go_gc_duration_seconds_count":  &r.GCs,
+		"process_cpu_seconds_total":     &r.CPUSeconds,
 		"tone_realtime_connections":     &r.Connections,
 		"process_open_fds":              &r.OpenFDs,
 		"process_max_fds":               &r.MaxFDs,
 	} {
 		v, ok := m[name]
-		if !ok && name != "process_open_fds" && name != "process_max_fds" {
+		if !ok && !strings.HasPrefix(name, "process_") && name != "go_memstats_stack_inuse_bytes" && name != "go_gc_duration_seconds_count" {
 			return ServerReading{}, fmt.Errorf("reading /metrics: no %s", name)
 		}
 		*dst = v

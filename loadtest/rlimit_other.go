@@ -2,6 +2,10 @@
 
 package loadtest
 
+import "time"
+
+func cpuTime() time.Duration { return 0 }
+
 // RaiseFileLimit does nothing where there is no rlimit.
 func RaiseFileLimit() {}
 

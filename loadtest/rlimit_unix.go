@@ -2,7 +2,20 @@
 
 package loadtest
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
+
+// cpuTime returns the CPU time this process has used, user and system
+// (for workers in one process, the whole process's).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // RaiseFileLimit raises this process's soft limit on open files to its
 // hard limit: every connection is a file.

@@ -38,6 +38,11 @@ type Config struct {
 
 	Conns  int           // idle: connections
 	Settle time.Duration // idle: wait after the last connection opened before reading the server's metrics
+	// WaitGC (idle), if positive, is how long to wait after the settle
+	// period for the server's next garbage collection before each reading,
+	// so that its heap holds no garbage (an idle Go program collects at
+	// least every two minutes: 130s is enough).
+	WaitGC time.Duration
 
 	// Progress receives a progress line every second and setup notes
 	// (nil: discarded).
@@ -218,11 +223,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	var before ServerReading
 	if cfg.Scenario == "idle" {
-		if before, err = readMetrics(ctx, rest, 3); err != nil {
+		if before, err = settleAndRead(ctx, &Config{WaitGC: cfg.WaitGC}, rest, "before", logf); err != nil {
 			return nil, err
 		}
-		logf("server before: rss=%.1fMiB heap_inuse=%.1fMiB goroutines=%.0f connections=%.0f",
-			before.RSSBytes/(1<<20), before.HeapInuse/(1<<20), before.Goroutines, before.Connections)
 	}
 
 	plans := makePlans(&cfg, fx)
@@ -283,6 +286,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 	}
 	windowStart := time.Now()
+	cpuStart, cpuErr := readMetricsOnce(ctx, rest)
 	var usage *ServerUsage
 	var usageErr error
 	usageDone := make(chan struct{})
@@ -305,6 +309,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		}
 		total.Merge(s)
 	}
+	cpuEnd, cpuEndErr := readMetricsOnce(ctx, rest)
+	wall := time.Since(windowStart)
 	cancelUsage()
 	<-usageDone
 	if usageErr != nil {
@@ -318,6 +324,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	sum.Scenario, sum.URL, sum.Started, sum.Procs = cfg.Scenario, cfg.URL, windowStart.UTC(), len(plans)
 	sum.Params = params(&cfg, users)
 	sum.Server = usage
+	if cpuErr == nil && cpuEndErr == nil {
+		sum.CPU = newCPUUsage(wall, cpuEnd.CPUSeconds-cpuStart.CPUSeconds, total.CPUSeconds, total.Deliveries)
+	}
 	if cfg.Scenario == "fanout" {
 		subs := total.Conns - int64(cfg.Publishers)
 		sum.Expected = total.Acked * subs
@@ -337,12 +346,24 @@ func settleAndRead(ctx context.Context, cfg *Config, rest *restClient, what stri
 	case <-ctx.Done():
 		return ServerReading{}, ctx.Err()
 	}
+	if cfg.WaitGC > 0 {
+		start := time.Now()
+		ok, err := waitGC(ctx, rest, cfg.WaitGC)
+		if err != nil {
+			return ServerReading{}, err
+		}
+		if !ok {
+			logf("warning: the server did not collect garbage within %s; its heap may hold garbage", cfg.WaitGC)
+		} else {
+			logf("server collected garbage after %s", time.Since(start).Round(time.Second))
+		}
+	}
 	r, err := readMetrics(ctx, rest, 3)
 	if err != nil {
 		return r, err
 	}
-	logf("server %s: rss=%.1fMiB heap_inuse=%.1fMiB goroutines=%.0f connections=%.0f",
-		what, r.RSSBytes/(1<<20), r.HeapInuse/(1<<20), r.Goroutines, r.Connections)
+	logf("server %s: rss=%.1fMiB heap_inuse=%.1fMiB stack_inuse=%.1fMiB goroutines=%.0f connections=%.0f",
+		what, r.RSSBytes/(1<<20), r.HeapInuse/(1<<20), r.StackInuse/(1<<20), r.Goroutines, r.Connections)
 	return r, nil
 }
 
@@ -370,9 +391,9 @@ func measureIdle(ctx context.Context, cfg *Config, rest *restClient, ws []*worke
 		return nil, fmt.Errorf("%w (make --duration longer than the time to connect plus --settle)", err)
 	}
 	u := newServerUsage(before, mid, after, conns)
-	logf("server per connection: %.0f B rss, %.0f B heap in use, %.2f goroutines (from %d more connections: %.0f B rss, %.0f B heap)",
-		u.PerConn.RSSBytes, u.PerConn.HeapInuseBytes, u.PerConn.Goroutines,
-		int64(after.Connections-mid.Connections), u.Marginal.RSSBytes, u.Marginal.HeapInuseBytes)
+	logf("server per connection: %.0f B rss, %.0f B heap, %.0f B stack, %.2f goroutines (from the last %d connections: %.0f B rss, %.0f B heap, %.0f B stack)",
+		u.PerConn.RSSBytes, u.PerConn.HeapInuseBytes, u.PerConn.StackInuseBytes, u.PerConn.Goroutines,
+		int64(after.Connections-mid.Connections), u.Marginal.RSSBytes, u.Marginal.HeapInuseBytes, u.Marginal.StackInuseBytes)
 	return u, nil
 }
 
@@ -387,7 +408,7 @@ func params(cfg *Config, users int) map[string]any {
 	case "fanout":
 		p["subscribers"], p["rate"], p["publisher_conns"] = cfg.Subscribers, cfg.Rate, cfg.Publishers
 	case "idle":
-		p["conns"], p["settle_s"] = cfg.Conns, cfg.Settle.Seconds()
+		p["conns"], p["settle_s"], p["wait_gc_s"] = cfg.Conns, cfg.Settle.Seconds(), cfg.WaitGC.Seconds()
 	}
 	return p
 }

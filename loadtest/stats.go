@@ -30,6 +30,7 @@ type Stats struct {
 	// Disconnects are connections that ended before the run did, by the
 	// close code the server sent (-1: no close frame).
 	Disconnects map[string]int64 `json:"disconnects,omitempty"`
+	CPUSeconds  float64          `json:"cpu_seconds"` // CPU time the worker used in the window and the drain
 	Latency     *Histogram       `json:"latency"`     // end-to-end (canvas) or delivery (fanout)
 	AckLatency  *Histogram       `json:"ack_latency"` // send to ok reply
 }
@@ -53,6 +54,7 @@ func (s *Stats) Merge(o *Stats) {
 	s.Missing += o.Missing
 	s.Resets += o.Resets
 	s.ConnErrors += o.ConnErrors
+	s.CPUSeconds += o.CPUSeconds
 	s.DialErrors = mergeCounts(s.DialErrors, o.DialErrors)
 	s.ErrReplies = mergeCounts(s.ErrReplies, o.ErrReplies)
 	s.Disconnects = mergeCounts(s.Disconnects, o.Disconnects)
@@ -100,14 +102,22 @@ type live struct {
 	errReplies  map[string]int64
 	disconnects map[string]int64
 
-	latency, ackLatency *Histogram
-	window              atomic.Pointer[Histogram] // latencies since the last progress report
+	// Latencies are recorded in shards, picked by connection, so that
+	// thousands of reader goroutines do not all update the same counters.
+	latency    [histShards]*Histogram
+	window     [histShards]atomic.Pointer[Histogram] // latencies since the last progress report
+	ackLatency *Histogram
 }
+
+const histShards = 16
 
 func newLive() *live {
 	l := &live{dialErrors: map[string]int64{}, errReplies: map[string]int64{}, disconnects: map[string]int64{},
-		latency: NewHistogram(), ackLatency: NewHistogram()}
-	l.window.Store(NewHistogram())
+		ackLatency: NewHistogram()}
+	for i := range histShards {
+		l.latency[i] = NewHistogram()
+		l.window[i].Store(NewHistogram())
+	}
 	return l
 }
 
@@ -122,10 +132,12 @@ func (l *live) add(m map[string]int64, k string, n int64) {
 	l.mu.Unlock()
 }
 
-// observe records an end-to-end or delivery latency.
-func (l *live) observe(d time.Duration) {
-	l.latency.Record(d)
-	l.window.Load().Record(d)
+// observe records an end-to-end or delivery latency measured on
+// connection conn.
+func (l *live) observe(conn uint64, d time.Duration) {
+	i := conn % histShards
+	l.latency[i].Record(d)
+	l.window[i].Load().Record(d)
 }
 
 // snapshot returns the counters and copies of the histograms.
@@ -139,7 +151,9 @@ func (l *live) snapshot() *Stats {
 	s.ErrReplies = maps.Clone(l.errReplies)
 	s.Disconnects = maps.Clone(l.disconnects)
 	l.mu.Unlock()
-	s.Latency.Merge(l.latency)
+	for _, h := range l.latency {
+		s.Latency.Merge(h)
+	}
 	s.AckLatency.Merge(l.ackLatency)
 	return s
 }
@@ -156,7 +170,9 @@ func (l *live) progress() *Stats {
 	s.Disconnects = maps.Clone(l.disconnects)
 	s.DialErrors = maps.Clone(l.dialErrors)
 	l.mu.Unlock()
-	s.Latency = l.window.Swap(NewHistogram())
+	for i := range l.window {
+		s.Latency.Merge(l.window[i].Swap(NewHistogram()))
+	}
 	return s
 }
 
@@ -183,7 +199,32 @@ type Summary struct {
 	AckLatency       *Percentiles `json:"ack_latency_ms,omitempty"`
 
 	Errors ErrorSummary `json:"errors"`
+	// CPU is the CPU time the server and the load generator used from the
+	// start of the window to the end of the drain.
+	CPU    *CPUUsage    `json:"cpu,omitempty"`
 	Server *ServerUsage `json:"server,omitempty"`
+}
+
+// CPUUsage is the CPU time used over a stretch of wall time.
+type CPUUsage struct {
+	WallSeconds      float64 `json:"wall_s"`
+	ServerSeconds    float64 `json:"server_s"`
+	ServerCores      float64 `json:"server_cores"`
+	LoadgenSeconds   float64 `json:"loadgen_s"`
+	LoadgenCores     float64 `json:"loadgen_cores"`
+	ServerPerMessage float64 `json:"server_us_per_delivery,omitempty"` // server CPU microseconds per delivered message
+}
+
+func newCPUUsage(wall time.Duration, server, loadgen float64, deliveries int64) *CPUUsage {
+	r := func(v float64) float64 { return math.Round(v*1000) / 1000 }
+	u := &CPUUsage{WallSeconds: r(wall.Seconds()), ServerSeconds: r(server), LoadgenSeconds: r(loadgen)}
+	if wall > 0 {
+		u.ServerCores, u.LoadgenCores = r(server/wall.Seconds()), r(loadgen/wall.Seconds())
+	}
+	if deliveries > 0 {
+		u.ServerPerMessage = r(server / float64(deliveries) * 1e6)
+	}
+	return u
 }
 
 // ErrorSummary counts what went wrong.

@@ -193,6 +193,7 @@ func runWorker(ctx context.Context, in *bufio.Reader, send func(*message)) error
 	}
 
 	w.running.Store(true)
+	cpu0 := cpuTime()
 	runStop := make(chan struct{})
 	timer := time.AfterFunc(p.Duration, func() { close(runStop) })
 	go func() {
@@ -210,7 +211,9 @@ func runWorker(ctx context.Context, in *bufio.Reader, send func(*message)) error
 	dcancel()
 	w.scanDisconnects()
 	w.closing.Store(true)
-	send(&message{Result: w.stats.snapshot()})
+	res := w.stats.snapshot()
+	res.CPUSeconds = (cpuTime() - cpu0).Seconds()
+	send(&message{Result: res})
 	return nil
 }
 

@@ -55,6 +55,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&cfg.Publishers, "publisher-conns", 0, "fanout: connections the publisher spreads its rate over (0: rate/80, under the server's command limit)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "idle: connections")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "idle: wait after connecting before reading the server's metrics")
+	fs.DurationVar(&cfg.WaitGC, "wait-gc", 0, "idle: before each reading, wait up to this long for the server's next garbage collection (130s: always one)")
 	jsonPath := fs.String("json", "", "also write the JSON summary to this file")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, loadtestUsage)
