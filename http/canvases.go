@@ -64,23 +64,6 @@ func formatUint(u uint64) string {
 	}
 }
 
-func (s *Server) listCanvases(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pathID(w, r, "projectID")
-	if !ok {
-		return
-	}
-	opt, ok := s.listOptions(w, r)
-	if !ok {
-		return
-	}
-	cs, next, err := s.svc.ListCanvases(r.Context(), principal(r).UserID, id, opt)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list(cs, next, toCanvasJSON))
-}
-
 func (s *Server) createCanvas(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.pathID(w, r, "projectID")
 	if !ok {
@@ -144,23 +127,6 @@ func (s *Server) deleteCanvas(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Canvases.DropCanvas(id)
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) listCanvasVersions(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pathID(w, r, "canvasID")
-	if !ok {
-		return
-	}
-	opt, ok := s.listOptions(w, r)
-	if !ok {
-		return
-	}
-	vs, next, err := s.svc.ListCanvasVersions(r.Context(), principal(r).UserID, id, opt)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list(vs, next, toCanvasVersionJSON))
 }
 
 func (s *Server) canvasLive(w http.ResponseWriter, r *http.Request) (CanvasLive, bool) {

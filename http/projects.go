@@ -30,23 +30,6 @@ type projectRequest struct {
 	Description *string `json:"description"`
 }
 
-func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pathID(w, r, "workspaceID")
-	if !ok {
-		return
-	}
-	opt, ok := s.listOptions(w, r)
-	if !ok {
-		return
-	}
-	ps, next, err := s.svc.ListProjects(r.Context(), principal(r).UserID, id, opt)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list(ps, next, toProjectJSON))
-}
-
 func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 	id, ok := s.pathID(w, r, "workspaceID")
 	if !ok {
@@ -105,77 +88,6 @@ func (s *Server) deleteProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.svc.DeleteProject(r.Context(), principal(r).UserID, id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) listProjectMembers(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pathID(w, r, "projectID")
-	if !ok {
-		return
-	}
-	opt, ok := s.listOptions(w, r)
-	if !ok {
-		return
-	}
-	ms, next, err := s.svc.ListProjectMembers(r.Context(), principal(r).UserID, id, opt)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, list(ms, next, toMemberJSON))
-}
-
-func (s *Server) addProjectMember(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pathID(w, r, "projectID")
-	if !ok {
-		return
-	}
-	var req addMemberRequest
-	if !s.decodeOrFail(w, r, &req) {
-		return
-	}
-	m, err := s.svc.AddProjectMember(r.Context(), principal(r).UserID, id, req.Email, req.Role)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, toMemberJSON(m))
-}
-
-func (s *Server) changeProjectMember(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pathID(w, r, "projectID")
-	if !ok {
-		return
-	}
-	user, ok := s.pathID(w, r, "userID")
-	if !ok {
-		return
-	}
-	var req roleRequest
-	if !s.decodeOrFail(w, r, &req) {
-		return
-	}
-	m, err := s.svc.ChangeProjectMemberRole(r.Context(), principal(r).UserID, id, user, req.Role)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, toMemberJSON(m))
-}
-
-func (s *Server) removeProjectMember(w http.ResponseWriter, r *http.Request) {
-	id, ok := s.pathID(w, r, "projectID")
-	if !ok {
-		return
-	}
-	user, ok := s.pathID(w, r, "userID")
-	if !ok {
-		return
-	}
-	if err := s.svc.RemoveProjectMember(r.Context(), principal(r).UserID, id, user); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
