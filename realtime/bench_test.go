@@ -106,7 +106,7 @@ func (c *Client) drainForBench() int {
 	defer c.qmu.Unlock()
 	n := len(c.queue)
 	clear(c.queue)
-	c.queue, c.qbytes = c.queue[:0], 0
+	c.queue, c.qbytes, c.qbig = c.queue[:0], 0, 0
 	return n
 }
 

@@ -101,7 +101,8 @@ type canvasSession struct {
 	idle          *time.Timer
 	sinceSnapshot int
 	lastWriter    uuid.UUID
-	broken        bool     // a write failed: the session is being unloaded
+	broken        bool     // a write failed or the canvas was deleted: the session is being unloaded
+	deleted       bool     // the canvas was deleted
 	early         [][]byte // remote updates that arrived while loading
 
 	pmu      sync.Mutex
@@ -403,6 +404,10 @@ func (s *canvasSession) submit(ctx context.Context, user uuid.UUID, client strin
 	}
 
 	s.mu.Lock()
+	if s.deleted {
+		s.mu.Unlock()
+		return domain.Errorf(domain.ENotFound, "Canvas not found.")
+	}
 	if s.broken {
 		s.mu.Unlock()
 		return domain.Errorf(domain.EUnavailable, "The canvas is reloading; subscribe again.")

@@ -348,5 +348,5 @@ func TestCanvasDeleted(t *testing.T) {
 	_, u, err := ea.doc.Create("rect", crdt.Root, key, nil)
 	require.NoError(t, err)
 	_, err = ea.conn.Request(ctx, &realtime.Frame{Type: realtime.TypeCanvas, Channel: ea.ch, Update: u})
-	assert.Error(t, err, "no more writes to a deleted canvas")
+	assert.Equal(t, domain.ENotFound, code(t, err), "no more writes to a deleted canvas")
 }

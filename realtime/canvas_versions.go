@@ -102,7 +102,7 @@ func (n *Node) DropCanvas(canvasID uuid.UUID) {
 	m.mu.Unlock()
 	if s != nil {
 		s.mu.Lock()
-		s.broken = true // no more writes, no final snapshot
+		s.broken, s.deleted = true, true // no more writes, no final snapshot
 		if s.idle != nil {
 			s.idle.Stop()
 		}

@@ -44,7 +44,8 @@ type Client struct {
 	// The outbound queue, bounded by bytes.
 	qmu     sync.Mutex
 	queue   [][]byte
-	qbytes  int
+	qbytes  int // bytes of the queued frames, but for a big one
+	qbig    int // big frames queued (0 or 1)
 	writing bool
 	closed  bool
 
@@ -290,9 +291,13 @@ func (c *Client) enqueue(frame []byte) {
 		c.qmu.Unlock()
 		return
 	}
-	// A frame alone may exceed the budget (a large canvas snapshot); frames
-	// piling up behind unsent ones may not.
-	if c.qbytes > 0 && c.qbytes+len(frame) > c.node.cfg.OutboundQueueBytes {
+	// A frame of more than half the budget (a large canvas snapshot) is let
+	// through on its own account, one at a time; the budget applies to the
+	// frames piling up around it.
+	big := len(frame) > c.node.cfg.OutboundQueueBytes/2
+	if big && c.qbig == 0 {
+		c.qbig++
+	} else if big || c.qbytes+len(frame) > c.node.cfg.OutboundQueueBytes {
 		c.closed = true
 		c.queue, c.qbytes = nil, 0
 		c.qmu.Unlock()
@@ -300,7 +305,9 @@ func (c *Client) enqueue(frame []byte) {
 		return
 	}
 	c.queue = append(c.queue, frame)
-	c.qbytes += len(frame)
+	if !big {
+		c.qbytes += len(frame)
+	}
 	start := !c.writing
 	c.writing = true
 	c.qmu.Unlock()
@@ -327,12 +334,17 @@ func (c *Client) writeLoop() {
 		}
 		n, size := 0, 0
 		for n < len(c.queue) && n < 1<<15 && (n == 0 || size+len(c.queue[n]) <= maxOutMessage) {
-			size += len(c.queue[n])
+			f := c.queue[n]
+			size += len(f)
+			if len(f) > c.node.cfg.OutboundQueueBytes/2 {
+				c.qbig--
+			} else {
+				c.qbytes -= len(f)
+			}
 			n++
 		}
 		batch := c.queue[:n:n]
 		c.queue = c.queue[n:]
-		c.qbytes -= size
 		c.qmu.Unlock()
 
 		buf = appendBatch(buf[:0], batch)

@@ -181,6 +181,7 @@ func TestServePostgresRestart(t *testing.T) {
 	pid := projects[0].(map[string]any)["id"].(string)
 	cid := ann.do("POST", "/projects/"+pid+"/canvases", map[string]string{"name": "Board"}, 201)["id"].(string)
 	elem, want := editCanvas(t, base, ann.token, cid)
+	version := ann.do("POST", "/canvases/"+cid+"/versions", map[string]string{"name": "first draft"}, 201)["id"].(string)
 	require.NoError(t, stop())
 
 	base, stop, logs := startServer(t, args...)
@@ -194,6 +195,8 @@ func TestServePostgresRestart(t *testing.T) {
 	assert.Equal(t, want.Snapshot(), doc.Snapshot(), "the canvas is intact after a restart")
 	fill, _ := doc.Get(elem, "fill")
 	assert.Equal(t, "#123456", fill.Str())
+	ann.do("POST", "/canvases/"+cid+"/versions/"+version+"/restore", nil, 204)
+	assert.Equal(t, want.Snapshot(), loadCanvas(t, base, ann.token, cid).Snapshot(), "restoring the saved version changes nothing")
 	require.NoError(t, stop())
 	assert.NotContains(t, logs.String(), "ephemeral")
 }

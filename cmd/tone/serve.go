@@ -108,6 +108,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		Logger:          logger,
 		Registry:        reg,
 		ExtraRoutes:     func(r chi.Router) { r.Get("/realtime", node.ServeHTTP) },
+		Canvases:        node,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
