@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -181,15 +182,30 @@ func decodeMessage[T any, PT interface {
 // MaxBatch is the most frames one message may hold.
 const MaxBatch = 100
 
+// frameEncoder is a reusable encoder and its buffer; EncodeFrame runs for
+// every frame sent, so it keeps them in a pool.
+type frameEncoder struct {
+	buf bytes.Buffer
+	enc *msgpack.Encoder
+}
+
+var frameEncoders = sync.Pool{New: func() any {
+	fe := &frameEncoder{}
+	fe.enc = msgpack.NewEncoder(&fe.buf)
+	fe.enc.UseCompactInts(true)
+	return fe
+}}
+
 // EncodeFrame returns the msgpack encoding of f.
 func EncodeFrame(f *Frame) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := msgpack.NewEncoder(&buf)
-	enc.UseCompactInts(true)
-	if err := enc.Encode(f); err != nil {
+	fe := frameEncoders.Get().(*frameEncoder)
+	defer frameEncoders.Put(fe)
+	fe.buf.Reset()
+	if err := fe.enc.Encode(f); err != nil {
+		fe.enc.ResetWriter(&fe.buf) // drop any half-written state
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(fe.buf.Bytes()), nil
 }
 
 // appendBatch appends to dst one message holding the encoded frames: the
