@@ -27,6 +27,7 @@ type network struct {
 	// that has applied all of one may collect with it.
 	acks [][]VersionVector
 	log  []string // what happened, for failure reports
+	sent [][]byte // every update broadcast, for fuzz seeds
 }
 
 type netMsg struct {
@@ -46,6 +47,7 @@ func (n *network) broadcast(from int, data []byte) {
 	if data == nil {
 		return
 	}
+	n.sent = append(n.sent, data)
 	for to := range n.docs {
 		if to == from {
 			continue

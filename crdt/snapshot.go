@@ -214,12 +214,19 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		if e.typ = d.schema.types[typ]; e.typ == nil {
 			return bad("unknown element type %q", typ)
 		}
-		if !validID(e.id) || d.elems[e.id] != nil || !d.vv.Contains(e.id) || CheckKey(e.key) != nil {
+		if !validID(e.id) || d.elems[e.id] != nil || !d.vv.Contains(e.id) || CheckKey(e.key) != nil ||
+			!d.applied(e.counter, e.id) || !d.applied(1, e.placed) {
 			return bad("bad element %d.%d", e.id.Replica, e.id.Seq)
+		}
+		for i, m := range e.del {
+			if !d.applied(m.counter, m.id) || i > 0 && !after(m.counter, m.id, e.del[i-1].counter, e.del[i-1].id) {
+				return bad("bad delete marks on element %d.%d", e.id.Replica, e.id.Seq)
+			}
 		}
 		for i := range e.props {
 			p := &e.props[i]
-			if i > 0 && e.props[i-1].key >= p.key || !e.typ.allowed[p.key] || d.schema.checkIndexed(p.key, p.value()) != nil {
+			if i > 0 && e.props[i-1].key >= p.key || !e.typ.allowed[p.key] || !d.applied(p.counter, p.id) ||
+				d.schema.checkIndexed(p.key, p.value()) != nil {
 				return bad("bad property on element %d.%d", e.id.Replica, e.id.Seq)
 			}
 		}
@@ -234,8 +241,9 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		r.arr(14, 14)
 		m := &moveRec{id: rid(), counter: r.uint(), elem: rid(), parent: rid(), key: r.str(MaxKeyLen),
 			oldParent: rid(), oldKey: r.str(MaxKeyLen), oldPlaced: rid(), applied: r.boolean()}
-		if r.err == nil && d.elems[m.elem] == nil {
-			return bad("move of unknown element")
+		if r.err == nil && (d.elems[m.elem] == nil || !d.applied(m.counter, m.id) || CheckKey(m.key) != nil ||
+			len(d.log) > 0 && !d.log[len(d.log)-1].before(m)) {
+			return bad("bad move in the log")
 		}
 		d.log = append(d.log, m)
 	}
@@ -260,8 +268,7 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	}
 
 	// The tree must be whole: every parent is the root or a container
-	// element, every move names live parents, and no element is its own
-	// ancestor.
+	// element, and the move log replays to it from a base without cycles.
 	for _, e := range d.elems {
 		if e.parent != Root {
 			p := d.elems[e.parent]
@@ -274,18 +281,42 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	for _, ks := range d.kids {
 		slices.SortFunc(ks, cmpSibling)
 	}
-	for id := range d.elems {
-		if !d.reachesRoot(id) {
-			return bad("cycle through element %d.%d", id.Replica, id.Seq)
+	// The log must replay to the tree it was saved with: undo it all (the
+	// base must be whole too), redo it, and compare.
+	type placement struct {
+		parent ID
+		key    string
+		placed ID
+	}
+	saved := make(map[ID]placement, len(d.elems))
+	for id, e := range d.elems {
+		saved[id] = placement{e.parent, e.key, e.placed}
+	}
+	for j := len(d.log) - 1; j >= 0; j-- {
+		m := d.log[j]
+		if d.elems[m.oldParent] == nil && m.oldParent != Root || !d.applied(1, m.oldPlaced) || CheckKey(m.oldKey) != nil {
+			return bad("move with a bad undo record")
+		}
+		d.undoMove(m)
+	}
+	for id, e := range d.elems {
+		if p := d.elems[e.parent]; !d.reachesRoot(id) || e.parent != Root && !p.typ.container {
+			return bad("bad tree at element %d.%d", id.Replica, id.Seq)
 		}
 	}
 	for _, m := range d.log {
-		if m.parent != Root && d.elems[m.parent] == nil || m.oldParent != Root && d.elems[m.oldParent] == nil {
-			return bad("move into an unknown parent")
+		if p := d.elems[m.parent]; m.parent != Root && (p == nil || !p.typ.container) {
+			return bad("move into a bad parent")
+		}
+		d.do(m)
+	}
+	for id, e := range d.elems {
+		if saved[id] != (placement{e.parent, e.key, e.placed}) {
+			return bad("move log does not replay to the saved tree")
 		}
 	}
-	for _, c := range d.collects {
-		if c.Kind != OpCollect || c.check() != nil {
+	for i, c := range d.collects {
+		if c.Kind != OpCollect || c.check() != nil || !d.vv.Contains(c.ID) || i > 0 && !d.collects[i-1].ID.Less(c.ID) {
 			return bad("bad collect op")
 		}
 	}
@@ -303,6 +334,12 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		d.receive(o)
 	}
 	return d, nil
+}
+
+// applied reports whether an op (counter, id) is one this document can have
+// applied: a valid id it counts, a counter within its clock.
+func (d *Doc) applied(counter uint64, id ID) bool {
+	return validID(id) && d.vv.Contains(id) && counter > 0 && counter <= d.clock
 }
 
 // reachesRoot reports whether following parents from id ends at the root.

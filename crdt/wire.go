@@ -232,21 +232,29 @@ func (r *reader) id() ID {
 }
 
 func (r *reader) str(max int) string {
-	if r.err != nil {
-		return ""
-	}
-	if c := r.peek(); !msgpcode.IsString(c) {
+	if c := r.peek(); r.err == nil && !msgpcode.IsString(c) {
 		r.fail("want a string, got code %#x", c)
-		return ""
 	}
-	s, err := r.d.DecodeString()
-	if err != nil {
+	return string(r.blob(max))
+}
+
+// blob reads a string or bin body of at most max bytes, checking the length
+// against the input left before allocating.
+func (r *reader) blob(max int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	n, err := r.d.DecodeBytesLen()
+	if err != nil || n < 0 || n > max || n > r.r.Len() {
+		r.fail("string or bin of %d bytes, at most %d (%v)", n, min(max, r.r.Len()), err)
+		return nil
+	}
+	b := make([]byte, n)
+	if err := r.d.ReadFull(b); err != nil {
 		r.fail("%v", err)
+		return nil
 	}
-	if len(s) > max {
-		r.fail("string of %d bytes, at most %d", len(s), max)
-	}
-	return s
+	return b
 }
 
 func (r *reader) boolean() bool {
@@ -310,9 +318,9 @@ func (r *reader) value() Value {
 		r.arr(2, 2)
 		return Ref(r.id())
 	case msgpcode.IsBin(c):
-		b, err := r.d.DecodeBytes()
-		if err != nil || len(b)%8 != 0 {
-			r.fail("points of %d bytes (%v)", len(b), err)
+		b := r.blob(8 * defaultMaxLen * 4)
+		if len(b)%8 != 0 {
+			r.fail("points of %d bytes", len(b))
 			return Value{}
 		}
 		return Value{k: KindPoints, s: string(b)}
