@@ -168,13 +168,20 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	d.horizon = vv()
 
 	n := r.count(10)
-	for range n {
+	// Elements and their registers come from two slabs, and property and
+	// type names are looked up without allocating.
+	slab := make([]element, n)
+	var props []prop
+	var prev []uint16 // property keys of the previous element
+	d.elems = make(map[ID]*element, n)
+	for k := range n {
 		if r.err != nil {
 			break
 		}
 		r.arr(10, 10)
-		e := &element{id: rid(), counter: r.uint()}
-		typ := r.str(64)
+		e := &slab[k]
+		e.id, e.counter = rid(), r.uint()
+		e.typ = d.schema.types[string(r.name())]
 		e.parent = rid()
 		e.key = r.str(MaxKeyLen)
 		e.placed = e.id
@@ -189,30 +196,46 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 				e.del[i] = delMark{counter: r.uint(), id: rid(), deleted: r.boolean()}
 			}
 		}
-		e.props = make([]prop, r.count(3))
+		np := r.count(3)
+		if cap(props)-len(props) < np {
+			props = make([]prop, 0, max(np, 10*(n-k)))
+		}
+		e.props = props[len(props) : len(props)+np : len(props)+np]
+		props = props[:len(props)+np]
 		for i := range e.props {
 			full := r.arr(2, 5) == 5
-			name := r.str(64)
+			// Elements mostly repeat the property names of the one before.
+			name := r.name()
+			var key uint16
+			ok := i < len(prev) && string(name) == d.schema.propNames[prev[i]]
+			if ok {
+				key = prev[i]
+			} else {
+				key, ok = d.schema.propIndex[string(name)]
+			}
 			v := r.value()
 			c, id := e.counter, e.id
 			if full {
 				c, id = r.uint(), rid()
 			}
-			k, ok := d.schema.propIndex[name]
 			if r.err != nil {
 				break
 			}
 			if !ok {
-				return bad("unknown property %q", name)
+				return bad("unknown property on element %d.%d", e.id.Replica, e.id.Seq)
 			}
-			e.props[i].key = k
+			e.props[i].key = key
 			e.props[i].write(v, c, id)
 		}
 		if r.err != nil {
 			break
 		}
-		if e.typ = d.schema.types[typ]; e.typ == nil {
-			return bad("unknown element type %q", typ)
+		prev = prev[:0]
+		for i := range e.props {
+			prev = append(prev, e.props[i].key)
+		}
+		if e.typ == nil {
+			return bad("unknown type of element %d.%d", e.id.Replica, e.id.Seq)
 		}
 		if !validID(e.id) || d.elems[e.id] != nil || !d.vv.Contains(e.id) || CheckKey(e.key) != nil ||
 			!d.applied(e.counter, e.id) || !d.applied(1, e.placed) {

@@ -162,9 +162,11 @@ func (u *Update) Encode() []byte {
 // reader decodes msgpack with a sticky error: after the first failure every
 // method returns zero values, and err says what went wrong.
 type reader struct {
-	r   *bytes.Reader
-	d   *msgpack.Decoder
-	err error
+	r       *bytes.Reader
+	d       *msgpack.Decoder
+	err     error
+	scratch []byte            // reused by name
+	strs    map[string]string // interned string values
 }
 
 func newReader(b []byte) *reader {
@@ -214,6 +216,12 @@ func (r *reader) uint() uint64 {
 	if r.err != nil {
 		return 0
 	}
+	// Fast path: a positive fixint is the value itself.
+	if c, err := r.r.ReadByte(); err == nil && c <= msgpcode.PosFixedNumHigh {
+		return uint64(c)
+	} else if err == nil {
+		_ = r.r.UnreadByte()
+	}
 	if c := r.peek(); !(msgpcode.IsFixedNum(c) && c <= msgpcode.PosFixedNumHigh) &&
 		c != msgpcode.Uint8 && c != msgpcode.Uint16 && c != msgpcode.Uint32 && c != msgpcode.Uint64 {
 		r.fail("want an unsigned integer, got code %#x", c)
@@ -238,18 +246,48 @@ func (r *reader) str(max int) string {
 	return string(r.blob(max))
 }
 
+// name reads a string of at most 64 bytes into a scratch buffer, valid
+// until the next call: for map lookups that do not allocate.
+func (r *reader) name() []byte {
+	if c := r.peek(); r.err == nil && !msgpcode.IsString(c) {
+		r.fail("want a string, got code %#x", c)
+	}
+	return r.blob(64)
+}
+
+// intern returns a string equal to b, shared with earlier equal short
+// strings (colours, enum values repeat across elements).
+func (r *reader) intern(b []byte) string {
+	if len(b) > 32 {
+		return string(b)
+	}
+	if s, ok := r.strs[string(b)]; ok {
+		return s
+	}
+	if r.strs == nil {
+		r.strs = map[string]string{}
+	}
+	s := string(b)
+	r.strs[s] = s
+	return s
+}
+
 // blob reads a string or bin body of at most max bytes, checking the length
-// against the input left before allocating.
-func (r *reader) blob(max int) []byte {
+// against the input left before allocating. The bytes are in a scratch
+// buffer, valid until the next call.
+func (r *reader) blob(limit int) []byte {
 	if r.err != nil {
 		return nil
 	}
 	n, err := r.d.DecodeBytesLen()
-	if err != nil || n < 0 || n > max || n > r.r.Len() {
-		r.fail("string or bin of %d bytes, at most %d (%v)", n, min(max, r.r.Len()), err)
+	if err != nil || n < 0 || n > limit || n > r.r.Len() {
+		r.fail("string or bin of %d bytes, at most %d (%v)", n, min(limit, r.r.Len()), err)
 		return nil
 	}
-	b := make([]byte, n)
+	if cap(r.scratch) < n {
+		r.scratch = make([]byte, max(n, 64))
+	}
+	b := r.scratch[:n]
 	if err := r.d.ReadFull(b); err != nil {
 		r.fail("%v", err)
 		return nil
@@ -313,7 +351,7 @@ func (r *reader) value() Value {
 		}
 		return Number(f)
 	case msgpcode.IsString(c):
-		return String(r.str(defaultMaxLen * 4))
+		return String(r.intern(r.blob(defaultMaxLen * 4)))
 	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
 		r.arr(2, 2)
 		return Ref(r.id())
