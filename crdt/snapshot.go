@@ -119,6 +119,7 @@ func (d *Doc) Snapshot() []byte {
 func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	d := NewDoc(replica, schema)
 	r := newReader(snapshot)
+	defer r.release()
 	bad := func(format string, args ...any) (*Doc, error) {
 		return nil, fmt.Errorf("%w: snapshot: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -169,10 +170,25 @@ type reader struct {
 	strs    map[string]string // interned string values
 }
 
-func newReader(b []byte) *reader {
-	r := &reader{r: bytes.NewReader(b)}
+var readers = sync.Pool{New: func() any {
+	r := &reader{r: bytes.NewReader(nil)}
 	r.d = msgpack.NewDecoder(r.r)
 	return r
+}}
+
+// newReader returns a reader over b from a pool; release returns it.
+func newReader(b []byte) *reader {
+	r := readers.Get().(*reader)
+	r.r.Reset(b)
+	r.d.Reset(r.r)
+	r.err, r.strs = nil, nil
+	return r
+}
+
+func (r *reader) release() {
+	r.r.Reset(nil)
+	r.strs = nil
+	readers.Put(r)
 }
 
 func (r *reader) fail(format string, args ...any) {
@@ -198,7 +214,16 @@ func (r *reader) arr(min, max int) int {
 	if r.err != nil {
 		return 0
 	}
-	n, err := r.d.DecodeArrayLen()
+	var n int
+	var err error
+	if c, e := r.r.ReadByte(); e == nil && msgpcode.IsFixedArray(c) {
+		n = int(c & 0x0f)
+	} else {
+		if e == nil {
+			_ = r.r.UnreadByte()
+		}
+		n, err = r.d.DecodeArrayLen()
+	}
 	if err != nil || n < min || n > max {
 		r.fail("array of %d, want %d..%d (%v)", n, min, max, err)
 		return 0
@@ -212,26 +237,44 @@ func (r *reader) count(per int) int {
 	return r.arr(0, r.r.Len()/per)
 }
 
+// uint reads a msgpack unsigned integer (positive fixint or uint8..uint64),
+// decoding the few formats directly: it is the hot path of every op.
 func (r *reader) uint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	// Fast path: a positive fixint is the value itself.
-	if c, err := r.r.ReadByte(); err == nil && c <= msgpcode.PosFixedNumHigh {
-		return uint64(c)
-	} else if err == nil {
-		_ = r.r.UnreadByte()
+	c, err := r.r.ReadByte()
+	if err != nil {
+		r.fail("%v", err)
+		return 0
 	}
-	if c := r.peek(); !(msgpcode.IsFixedNum(c) && c <= msgpcode.PosFixedNumHigh) &&
-		c != msgpcode.Uint8 && c != msgpcode.Uint16 && c != msgpcode.Uint32 && c != msgpcode.Uint64 {
+	if c <= msgpcode.PosFixedNumHigh {
+		return uint64(c)
+	}
+	var n int
+	switch c {
+	case msgpcode.Uint8:
+		n = 1
+	case msgpcode.Uint16:
+		n = 2
+	case msgpcode.Uint32:
+		n = 4
+	case msgpcode.Uint64:
+		n = 8
+	default:
 		r.fail("want an unsigned integer, got code %#x", c)
 		return 0
 	}
-	n, err := r.d.DecodeUint64()
-	if err != nil {
-		r.fail("%v", err)
+	var v uint64
+	for range n {
+		b, err := r.r.ReadByte()
+		if err != nil {
+			r.fail("%v", err)
+			return 0
+		}
+		v = v<<8 | uint64(b)
 	}
-	return n
+	return v
 }
 
 func (r *reader) id() ID {
@@ -464,6 +507,7 @@ func (r *reader) op() Op {
 // rest of the checks.
 func DecodeUpdate(b []byte) (*Update, error) {
 	r := newReader(b)
+	defer r.release()
 	r.arr(3, 3)
 	r.header(updateMagic)
 	n := r.count(5)
