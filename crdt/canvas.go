@@ -271,7 +271,7 @@ func cmpID(a, b ID) int {
 	return 0
 }
 
-// known reports whether id names an element this document has applied the
-// create of; absent reports that it was applied but is gone (collected, or
-// dropped because its parent was).
+// absent reports whether id names an element whose create this document
+// has applied but which it no longer holds (garbage collected, or dropped
+// because its parent was).
 func (d *Doc) absent(id ID) bool { return id != Root && d.vv.Contains(id) && d.elems[id] == nil }

@@ -151,11 +151,15 @@ func (d *Doc) Reorder(id ID, key string) ([]byte, error) {
 // dropped element are counted but change nothing, and a peer whose version
 // does not cover h gets [ErrSnapshotRequired] from [Doc.DiffSince].
 //
-// Replicas converge whatever h is. For nobody to lose work, h should be a
-// version every replica has applied: [Min] of the versions all replicas
-// acknowledged. Then every replica saw each dropped element deleted; only an
-// edit or restore made concurrently with the collect, not yet knowing about
-// it, is lost. A replica whose version is below h must load a snapshot.
+// Collects must be made by one replica at a time (each after applying every
+// earlier collect), such as the server node that owns the document: two
+// concurrent collects with incomparable horizons can make replicas diverge.
+// Within that rule replicas converge whatever h is. For nobody to lose work,
+// h should be a version every replica has applied: [Min] of the versions all
+// replicas acknowledged. Then every replica saw each dropped element deleted;
+// only an edit or restore made concurrently with the collect, not yet knowing
+// about it, is lost. A replica whose version is below h must load a
+// snapshot.
 //
 // Collect returns nil and no error if h adds nothing to the horizon, and an
 // error wrapping [ErrInvalid] if this document has not applied all of h.

@@ -1,9 +1,6 @@
 package crdt
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // OpKind tags an operation. The tag is the first field of every encoded
 // operation, so new kinds can be added without changing existing ones.
@@ -221,15 +218,4 @@ func (o *Op) checkProps(dep func(ID) error, create bool) error {
 		}
 	}
 	return nil
-}
-
-// sortProps sorts writes by key; it reports whether keys were unique.
-func sortProps(ps []Prop) bool {
-	sort.Slice(ps, func(i, j int) bool { return ps[i].Key < ps[j].Key })
-	for i := 1; i < len(ps); i++ {
-		if ps[i-1].Key == ps[i].Key {
-			return false
-		}
-	}
-	return true
 }

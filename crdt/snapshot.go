@@ -111,11 +111,14 @@ func (d *Doc) Snapshot() []byte {
 	return bytes.Clone(w.bytes())
 }
 
-// Load returns the document a [Doc.Snapshot] encodes, as replica (which
-// may be the replica that saved it, resuming its sequence numbers, or a new
-// one) and checked against schema (nil means [DefaultSchema]). It returns an
-// error wrapping [ErrInvalid] if the bytes are malformed, of another format
-// version, or inconsistent (unknown types or properties, a broken tree).
+// Load returns the document a [Doc.Snapshot] encodes, as replica and checked
+// against schema (nil means [DefaultSchema]). replica may be a new id, or the
+// one that saved the snapshot if the snapshot holds every op that replica
+// ever sent (it resumes numbering after them); reusing an id whose later ops
+// are elsewhere would give two ops one id. It returns an error wrapping
+// [ErrInvalid] if the bytes are malformed, of another format version, or
+// inconsistent (unknown types or properties, ids or stamps the version does
+// not cover, a move log that does not replay to the saved tree).
 func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	d := NewDoc(replica, schema)
 	r := newReader(snapshot)
@@ -239,7 +242,7 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 			return bad("unknown type of element %d.%d", e.id.Replica, e.id.Seq)
 		}
 		if !validID(e.id) || d.elems[e.id] != nil || !d.vv.Contains(e.id) || CheckKey(e.key) != nil ||
-			!d.applied(e.counter, e.id) || !d.applied(1, e.placed) {
+			!d.applied(e.counter, e.id) || e.placed != e.id && !d.applied(1, e.placed) {
 			return bad("bad element %d.%d", e.id.Replica, e.id.Seq)
 		}
 		for i, m := range e.del {
@@ -249,7 +252,8 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		}
 		for i := range e.props {
 			p := &e.props[i]
-			if i > 0 && e.props[i-1].key >= p.key || !e.typ.allowed[p.key] || !d.applied(p.counter, p.id) ||
+			own := p.id == e.id && p.counter == e.counter // checked with the element
+			if i > 0 && e.props[i-1].key >= p.key || !e.typ.allowed[p.key] || !own && !d.applied(p.counter, p.id) ||
 				d.schema.checkIndexed(p.key, p.value()) != nil {
 				return bad("bad property on element %d.%d", e.id.Replica, e.id.Seq)
 			}
@@ -312,9 +316,12 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		key    string
 		placed ID
 	}
-	saved := make(map[ID]placement, len(d.elems))
-	for id, e := range d.elems {
-		saved[id] = placement{e.parent, e.key, e.placed}
+	var saved map[ID]placement
+	if len(d.log) > 0 {
+		saved = make(map[ID]placement, len(d.elems))
+		for id, e := range d.elems {
+			saved[id] = placement{e.parent, e.key, e.placed}
+		}
 	}
 	for j := len(d.log) - 1; j >= 0; j-- {
 		m := d.log[j]
@@ -334,8 +341,8 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		}
 		d.do(m)
 	}
-	for id, e := range d.elems {
-		if saved[id] != (placement{e.parent, e.key, e.placed}) {
+	for id, e := range saved {
+		if e != (placement{d.elems[id].parent, d.elems[id].key, d.elems[id].placed}) {
 			return bad("move log does not replay to the saved tree")
 		}
 	}

@@ -33,19 +33,17 @@ func newWriter() *writer {
 	return w
 }
 
-func (w *writer) arr(n int)             { _ = w.e.EncodeArrayLen(n) }
-func (w *writer) uint(n uint64)         { _ = w.e.EncodeUint(n) }
-func (w *writer) str(s string)          { _ = w.e.EncodeString(s) }
-func (w *writer) nil()                  { _ = w.e.EncodeNil() }
-func (w *writer) boolean(b bool)        { _ = w.e.EncodeBool(b) }
-func (w *writer) bin(b []byte)          { _ = w.e.EncodeBytes(b) }
-func (w *writer) id(id ID)              { w.uint(uint64(id.Replica)); w.uint(id.Seq) }
-func (w *writer) bytes() []byte         { return w.buf.Bytes() }
-func (w *writer) float(f float64)       { _ = w.e.EncodeFloat64(f) }
-func (w *writer) integer(n int64)       { _ = w.e.EncodeInt(n) }
-func (w *writer) raw(b []byte)          { w.buf.Write(b) }
-func (w *writer) header(m string)       { w.str(m); w.uint(formatVersion) }
-func (w *writer) stamp(c uint64, id ID) { w.uint(c); w.id(id) }
+func (w *writer) arr(n int)       { _ = w.e.EncodeArrayLen(n) }
+func (w *writer) uint(n uint64)   { _ = w.e.EncodeUint(n) }
+func (w *writer) str(s string)    { _ = w.e.EncodeString(s) }
+func (w *writer) nil()            { _ = w.e.EncodeNil() }
+func (w *writer) boolean(b bool)  { _ = w.e.EncodeBool(b) }
+func (w *writer) bin(b []byte)    { _ = w.e.EncodeBytes(b) }
+func (w *writer) id(id ID)        { w.uint(uint64(id.Replica)); w.uint(id.Seq) }
+func (w *writer) bytes() []byte   { return w.buf.Bytes() }
+func (w *writer) float(f float64) { _ = w.e.EncodeFloat64(f) }
+func (w *writer) integer(n int64) { _ = w.e.EncodeInt(n) }
+func (w *writer) header(m string) { w.str(m); w.uint(formatVersion) }
 
 // number writes integral values as msgpack integers and the rest as float64,
 // so a number always has exactly one encoding.
