@@ -34,12 +34,29 @@ func (d *Doc) Apply(update []byte) error {
 // memory). It checks each operation on its own first, as [DecodeUpdate]
 // does. The document keeps no reference to u.
 func (d *Doc) ApplyUpdate(u *Update) error {
+	if err := checkOps(u); err != nil {
+		return err
+	}
+	return d.apply(u)
+}
+
+// Check reports whether [Doc.ApplyUpdate] would accept u, without changing
+// anything: a server can validate an update, store it, then apply it. It
+// returns the error ApplyUpdate would.
+func (d *Doc) Check(u *Update) error {
+	if err := checkOps(u); err != nil {
+		return err
+	}
+	return d.validate(u)
+}
+
+func checkOps(u *Update) error {
 	for i := range u.Ops {
 		if err := u.Ops[i].check(); err != nil {
 			return err
 		}
 	}
-	return d.apply(u)
+	return nil
 }
 
 func (d *Doc) apply(u *Update) error {

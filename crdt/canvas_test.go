@@ -226,6 +226,7 @@ func TestInvalidUpdatesAreRejectedWhole(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &Update{Ops: []Op{good, tc.bad}}
+			assert.ErrorIs(t, a.Check(u), ErrInvalid)
 			assert.ErrorIs(t, a.ApplyUpdate(u), ErrInvalid)
 			assert.Equal(t, before, a.Snapshot())
 			if tc.bad.check() == nil {
@@ -249,6 +250,8 @@ func TestInvalidUpdatesAreRejectedWhole(t *testing.T) {
 			assert.Equal(t, before, a.Snapshot())
 		})
 	}
+	require.NoError(t, a.Check(&Update{Ops: []Op{good}}))
+	assert.Equal(t, before, a.Snapshot())
 	require.NoError(t, a.Apply(enc))
 	assert.Equal(t, Number(1), get(t, a, r, "x"))
 }

@@ -516,10 +516,8 @@ func DecodeUpdate(b []byte) (*Update, error) {
 	if err := r.end(); err != nil {
 		return nil, err
 	}
-	for i := range u.Ops {
-		if err := u.Ops[i].check(); err != nil {
-			return nil, err
-		}
+	if err := checkOps(u); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
