@@ -2,6 +2,8 @@ package crdt
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -111,6 +113,14 @@ func FuzzLoadSnapshot(f *testing.F) {
 	for _, s := range snaps {
 		f.Add(s)
 	}
+	// Small documents too, whose mutations reach past the first records.
+	for seed := range uint64(8) {
+		n := newNetwork(seed, 2)
+		for range 12 + 4*int(seed) {
+			n.step(f)
+		}
+		f.Add(n.docs[0].Snapshot())
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Load(1, nil, data)
 		if err != nil {
@@ -126,4 +136,46 @@ func FuzzLoadSnapshot(f *testing.F) {
 			t.Fatalf("snapshot is not stable across Load")
 		}
 	})
+}
+
+// TestLoadMutatedSnapshots runs the FuzzLoadSnapshot checks over thousands
+// of seeded mutations of real snapshots (bytes replaced, inserted, deleted,
+// ranges duplicated), so every test run covers what the fuzzer would try
+// first.
+func TestLoadMutatedSnapshots(t *testing.T) {
+	_, snaps := fuzzSeeds(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	runs := 5000
+	if testing.Short() {
+		runs = 1000
+	}
+	for range runs {
+		s := slices.Clone(snaps[rng.IntN(len(snaps))])
+		for range 1 + rng.IntN(3) {
+			i := rng.IntN(len(s))
+			switch rng.IntN(4) {
+			case 0:
+				s[i] = byte(rng.IntN(256))
+			case 1:
+				s = slices.Insert(s, i, byte(rng.IntN(256)))
+			case 2:
+				s = slices.Delete(s, i, min(len(s), i+1+rng.IntN(8)))
+			default:
+				j := min(len(s), i+rng.IntN(16))
+				s = slices.Insert(s, i, slices.Clone(s[i:j])...)
+			}
+			if len(s) == 0 {
+				break
+			}
+		}
+		d, err := Load(1, nil, s)
+		if err != nil {
+			continue
+		}
+		checkTree(t, d)
+		again, err := Load(1, nil, d.Snapshot())
+		if err != nil || !bytes.Equal(again.Snapshot(), d.Snapshot()) {
+			t.Fatalf("a loaded snapshot does not round-trip (%v)", err)
+		}
+	}
 }
