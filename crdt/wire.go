@@ -166,6 +166,7 @@ type reader struct {
 	err     error
 	scratch []byte            // reused by name
 	strs    map[string]string // interned string values
+	arena   []Prop            // where props are allocated
 }
 
 var readers = sync.Pool{New: func() any {
@@ -185,7 +186,7 @@ func newReader(b []byte) *reader {
 
 func (r *reader) release() {
 	r.r.Reset(nil)
-	r.strs = nil
+	r.strs, r.arena = nil, nil
 	readers.Put(r)
 }
 
@@ -249,20 +250,22 @@ func (r *reader) uint() uint64 {
 	if c <= msgpcode.PosFixedNumHigh {
 		return uint64(c)
 	}
-	var n int
 	switch c {
 	case msgpcode.Uint8:
-		n = 1
+		return r.be(1)
 	case msgpcode.Uint16:
-		n = 2
+		return r.be(2)
 	case msgpcode.Uint32:
-		n = 4
+		return r.be(4)
 	case msgpcode.Uint64:
-		n = 8
-	default:
-		r.fail("want an unsigned integer, got code %#x", c)
-		return 0
+		return r.be(8)
 	}
+	r.fail("want an unsigned integer, got code %#x", c)
+	return 0
+}
+
+// be reads an n-byte big-endian integer.
+func (r *reader) be(n int) uint64 {
 	var v uint64
 	for range n {
 		b, err := r.r.ReadByte()
@@ -281,19 +284,42 @@ func (r *reader) id() ID {
 }
 
 func (r *reader) str(max int) string {
-	if c := r.peek(); r.err == nil && !msgpcode.IsString(c) {
-		r.fail("want a string, got code %#x", c)
-	}
-	return string(r.blob(max))
+	return string(r.strBytes(max))
 }
 
 // name reads a string of at most 64 bytes into a scratch buffer, valid
 // until the next call: for map lookups that do not allocate.
-func (r *reader) name() []byte {
-	if c := r.peek(); r.err == nil && !msgpcode.IsString(c) {
-		r.fail("want a string, got code %#x", c)
+func (r *reader) name() []byte { return r.strBytes(64) }
+
+// strBytes reads a string of at most limit bytes into the scratch buffer.
+func (r *reader) strBytes(limit int) []byte {
+	if r.err != nil {
+		return nil
 	}
-	return r.blob(64)
+	c, err := r.r.ReadByte()
+	if err != nil {
+		r.fail("%v", err)
+		return nil
+	}
+	if !msgpcode.IsFixedString(c) {
+		_ = r.r.UnreadByte()
+		if !msgpcode.IsString(c) {
+			r.fail("want a string, got code %#x", c)
+			return nil
+		}
+		return r.blob(limit)
+	}
+	n := int(c & msgpcode.FixedStrMask)
+	if n > limit || n > r.r.Len() {
+		r.fail("string of %d bytes, at most %d", n, min(limit, r.r.Len()))
+		return nil
+	}
+	if cap(r.scratch) < 64 {
+		r.scratch = make([]byte, 64)
+	}
+	b := r.scratch[:n]
+	_, _ = r.r.Read(b) // cannot fail: n <= r.r.Len()
+	return b
 }
 
 // intern returns a string equal to b, shared with earlier equal short
@@ -373,6 +399,14 @@ func (r *reader) end() error {
 }
 
 func (r *reader) value() Value {
+	// Fast paths for the usual numbers.
+	if c, err := r.r.ReadByte(); err == nil && c <= msgpcode.PosFixedNumHigh {
+		return Number(float64(c))
+	} else if err == nil && c == msgpcode.Double {
+		return Value{k: KindNumber, a: r.be(8)}
+	} else if err == nil {
+		_ = r.r.UnreadByte()
+	}
 	c := r.peek()
 	if r.err != nil {
 		return Value{}
@@ -414,9 +448,22 @@ func (r *reader) props() []Prop {
 		r.fail("odd property array")
 		return nil
 	}
-	ps := make([]Prop, n/2)
+	// Props of all ops come from one arena per reader (a fresh one once
+	// full, so earlier slices stay valid).
+	if cap(r.arena)-len(r.arena) < n/2 {
+		r.arena = make([]Prop, 0, max(n/2, 2*cap(r.arena), 4))
+	}
+	ps := r.arena[len(r.arena) : len(r.arena)+n/2 : len(r.arena)+n/2]
+	r.arena = r.arena[:len(r.arena)+n/2]
+	known := DefaultSchema()
 	for i := range ps {
-		ps[i].Key = r.str(64)
+		// Share the names of the default schema instead of allocating.
+		b := r.name()
+		if k, ok := known.propIndex[string(b)]; ok {
+			ps[i].Key = known.propNames[k]
+		} else {
+			ps[i].Key = string(b)
+		}
 		ps[i].Value = r.value()
 	}
 	return ps
@@ -447,24 +494,29 @@ func (r *reader) vv() VersionVector {
 }
 
 func (r *reader) op() Op {
-	n := r.arr(4, 9)
 	var o Op
+	r.opInto(&o)
+	return o
+}
+
+func (r *reader) opInto(o *Op) {
+	n := r.arr(4, 9)
 	o.Kind = OpKind(r.uint())
 	o.ID = r.id()
 	if r.err != nil {
-		return o
+		return
 	}
 	if int(o.Kind) >= len(opFields) || opFields[o.Kind] == 0 {
 		r.fail("unknown op kind %d", o.Kind)
-		return o
+		return
 	}
 	if n != opFields[o.Kind] {
 		r.fail("%v op of %d fields, want %d", o.Kind, n, opFields[o.Kind])
-		return o
+		return
 	}
 	if o.Kind == OpSkip {
 		o.Len = r.uint()
-		return o
+		return
 	}
 	o.Counter = r.uint()
 	switch o.Kind {
@@ -488,14 +540,13 @@ func (r *reader) op() Op {
 		n := r.count(1)
 		if n%2 != 0 {
 			r.fail("odd drop list")
-			return o
+			return
 		}
 		o.Drop = make([]ID, n/2)
 		for i := range o.Drop {
 			o.Drop[i] = r.id()
 		}
 	}
-	return o
 }
 
 // DecodeUpdate decodes an update and checks each op on its own (ids,
@@ -511,7 +562,8 @@ func DecodeUpdate(b []byte) (*Update, error) {
 	n := r.count(5)
 	u := &Update{Ops: make([]Op, 0, n)}
 	for i := 0; i < n && r.err == nil; i++ {
-		u.Ops = append(u.Ops, r.op())
+		u.Ops = u.Ops[:i+1]
+		r.opInto(&u.Ops[i])
 	}
 	if err := r.end(); err != nil {
 		return nil, err
