@@ -25,6 +25,7 @@ type Doc struct {
 	waiting  map[ReplicaID][]waiter // pending ops by the replica of a missing dependency
 
 	undo, redo []undoEntry
+	alias      map[aliasKey]ID // ops emitted by undo and redo, and the ops they stand for
 }
 
 type waiter struct {
