@@ -264,13 +264,14 @@ func (ed *edit) add(d *Doc, o Op, inverse undoStep) {
 	ed.steps = append(ed.steps, inverse)
 }
 
-// maxUndo bounds the undo history; older edits can no longer be undone.
+// maxUndo bounds the undo history: it holds at least the last maxUndo edits
+// and at most twice that, trimming the oldest in one go.
 const maxUndo = 1000
 
 // commit records a finished edit for undo and returns its update.
 func (d *Doc) commit(ed edit) []byte {
-	if len(d.undo) == maxUndo {
-		d.undo = slices.Delete(d.undo, 0, 1)
+	if len(d.undo) >= 2*maxUndo {
+		d.undo = slices.Clone(d.undo[len(d.undo)-maxUndo:])
 	}
 	d.undo = append(d.undo, undoEntry(ed.steps))
 	d.redo = nil

@@ -70,7 +70,7 @@ func (d *Doc) delDecider(e *element) ID {
 type undoEntry []undoStep
 
 // Undo reverses this replica's latest edit that still changes something and
-// returns the update. The last 1000 edits can be undone. Steps whose effect someone else has since overwritten
+// returns the update. At least the last 1000 edits can be undone. Steps whose effect someone else has since overwritten
 // (a property written again, the element moved, deleted or restored again,
 // or garbage collected) are left out; an edit with nothing left is dropped
 // and the one before it is tried. It returns [ErrNothingToUndo] when no edit
