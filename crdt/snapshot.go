@@ -307,7 +307,9 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		d.kids[e.parent] = append(d.kids[e.parent], e)
 	}
 	for _, ks := range d.kids {
-		slices.SortFunc(ks, cmpSibling)
+		if !slices.IsSortedFunc(ks, cmpSibling) { // usually they are
+			slices.SortFunc(ks, cmpSibling)
+		}
 	}
 	// The log must replay to the tree it was saved with: undo it all (the
 	// base must be whole too), redo it, and compare.

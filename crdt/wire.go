@@ -426,7 +426,7 @@ func (r *reader) value() Value {
 		}
 		return Number(f)
 	case msgpcode.IsString(c):
-		return String(r.intern(r.blob(defaultMaxLen * 4)))
+		return String(r.intern(r.strBytes(defaultMaxLen * 4)))
 	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
 		r.arr(2, 2)
 		return Ref(r.id())
