@@ -162,8 +162,10 @@ func (d *Doc) Reorder(id ID, key string) ([]byte, error) {
 // about it, is lost. A replica whose version is below h must load a
 // snapshot.
 //
-// Collect returns nil and no error if h adds nothing to the horizon, and an
-// error wrapping [ErrInvalid] if this document has not applied all of h.
+// A collect op drops whatever it lists, so a server should accept OpCollect
+// only from itself. Collect returns nil and no error if h adds nothing to the
+// horizon, and an error wrapping [ErrInvalid] if this document has not
+// applied all of h.
 func (d *Doc) Collect(h VersionVector) ([]byte, error) {
 	hz := VersionVector{}
 	for r, s := range h {
