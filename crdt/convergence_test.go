@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"testing"
 )
@@ -19,10 +18,9 @@ import (
 // has the same version, the same tree and the same snapshot bytes.
 
 type network struct {
-	noCollect bool // for narrowing failures down
-	rng       *rand.Rand
-	docs      []*Doc
-	msgs      []netMsg
+	rng  *rand.Rand
+	docs []*Doc
+	msgs []netMsg
 	// acks are sets of versions all replicas had at one moment; a replica
 	// that has applied all of one may collect with it.
 	acks [][]VersionVector
@@ -240,7 +238,7 @@ func (n *network) step(t testing.TB) {
 		// Only replica 1, the server, collects: collects must be made
 		// by one replica at a time (see Doc.Collect).
 		what = "collect"
-		if !n.noCollect && i == 0 {
+		if i == 0 {
 			out, err = n.collect(d)
 		}
 	case x < 70:
@@ -360,7 +358,6 @@ func checkTree(t testing.TB, d *Doc) {
 // runConvergence runs one seeded simulation and checks the outcome.
 func runConvergence(t *testing.T, seed uint64, replicas, steps int) {
 	n := newNetwork(seed, replicas)
-	n.noCollect = os.Getenv("NOCOLLECT") != ""
 	defer func() {
 		if t.Failed() {
 			tail := n.log[max(0, len(n.log)-30):]
