@@ -198,17 +198,7 @@ func (d *Doc) Children(parent ID) []ID {
 // Live reports whether id is an element that is shown: it exists, is not
 // deleted, and neither is any ancestor up to the root.
 func (d *Doc) Live(id ID) bool {
-	for steps := 0; steps <= len(d.elems); steps++ {
-		if id == Root {
-			return true
-		}
-		e := d.elems[id]
-		if e == nil || e.deleted() {
-			return false
-		}
-		id = e.parent
-	}
-	return false
+	return d.ancestry(id, func(e *element) bool { return !e.deleted() })
 }
 
 // Binding is a reference property and the element it points at.

@@ -377,15 +377,5 @@ func (d *Doc) applied(counter uint64, id ID) bool {
 
 // reachesRoot reports whether following parents from id ends at the root.
 func (d *Doc) reachesRoot(id ID) bool {
-	for steps := 0; steps <= len(d.elems); steps++ {
-		if id == Root {
-			return true
-		}
-		e := d.elems[id]
-		if e == nil {
-			return false
-		}
-		id = e.parent
-	}
-	return false
+	return d.ancestry(id, func(*element) bool { return true })
 }
