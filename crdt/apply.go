@@ -34,12 +34,29 @@ func (d *Doc) Apply(update []byte) error {
 // memory). It checks each operation on its own first, as [DecodeUpdate]
 // does. The document keeps no reference to u.
 func (d *Doc) ApplyUpdate(u *Update) error {
+	if err := checkOps(u); err != nil {
+		return err
+	}
+	return d.apply(u)
+}
+
+// Check reports whether [Doc.ApplyUpdate] would accept u, without changing
+// anything: a server can validate an update, store it, then apply it. It
+// returns the error ApplyUpdate would.
+func (d *Doc) Check(u *Update) error {
+	if err := checkOps(u); err != nil {
+		return err
+	}
+	return d.validate(u)
+}
+
+func checkOps(u *Update) error {
 	for i := range u.Ops {
 		if err := u.Ops[i].check(); err != nil {
 			return err
 		}
 	}
-	return d.apply(u)
+	return nil
 }
 
 func (d *Doc) apply(u *Update) error {
@@ -47,10 +64,7 @@ func (d *Doc) apply(u *Update) error {
 		return err
 	}
 	for i := range u.Ops {
-		o := u.Ops[i]
-		o.Props = slices.Clone(o.Props)
-		o.Horizon, o.Drop = o.Horizon.Clone(), slices.Clone(o.Drop)
-		d.receive(&o)
+		d.receive(&u.Ops[i])
 	}
 	return nil
 }
@@ -117,27 +131,50 @@ func (d *Doc) checkProps(o *Op, t *typeInfo) error {
 // covered reports whether every sequence number of o has been applied.
 func (d *Doc) covered(o *Op) bool { return o.last() <= d.vv[o.ID.Replica] }
 
-// missing returns a dependency of o that has not been applied yet.
+// missing returns a dependency of o that has not been applied yet: the
+// previous sequence number of its replica, or an element it names.
 func (d *Doc) missing(o *Op) (ID, bool) {
-	var dep ID
-	found := false
-	o.deps(func(id ID) bool {
-		if id.Seq > d.vv[id.Replica] {
-			dep, found = id, true
-			return false
+	if o.ID.Seq > 1 && d.vv[o.ID.Replica] < o.ID.Seq-1 {
+		return ID{Replica: o.ID.Replica, Seq: o.ID.Seq - 1}, true
+	}
+	switch o.Kind {
+	case OpSet, OpDelete, OpRestore, OpMove:
+		if !d.vv.Contains(o.Elem) {
+			return o.Elem, true
 		}
-		return true
-	})
-	return dep, found
+	case OpCollect:
+		for _, r := range sortedReplicas(o.Horizon) {
+			if id := (ID{Replica: r, Seq: o.Horizon[r]}); !d.vv.Contains(id) {
+				return id, true
+			}
+		}
+	}
+	if (o.Kind == OpCreate || o.Kind == OpMove) && o.Parent != Root && !d.vv.Contains(o.Parent) {
+		return o.Parent, true
+	}
+	for _, p := range o.Props {
+		if p.Value.k == KindRef && !d.vv.Contains(p.Value.Ref()) {
+			return p.Value.Ref(), true
+		}
+	}
+	return ID{}, false
 }
 
-// receive applies o, or holds it pending until its dependencies are applied,
-// then applies whatever pending operations that unblocks.
+// receive applies o, or holds a copy of it pending until its dependencies
+// are applied, then applies whatever pending operations that unblocks.
 func (d *Doc) receive(o *Op) {
-	if d.covered(o) || d.pending[o.ID] != nil {
+	if d.covered(o) || len(d.pending) > 0 && d.pending[o.ID] != nil {
 		return
 	}
-	queue := []*Op{o}
+	if dep, ok := d.missing(o); ok {
+		d.hold(o, dep)
+		return
+	}
+	d.applyOp(o)
+	if len(d.waiting) == 0 {
+		return
+	}
+	queue := d.wake(o.ID.Replica, nil)
 	for len(queue) > 0 {
 		o := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
@@ -146,29 +183,44 @@ func (d *Doc) receive(o *Op) {
 			continue
 		}
 		if dep, ok := d.missing(o); ok {
-			d.pending[o.ID] = o
 			d.waiting[dep.Replica] = append(d.waiting[dep.Replica], waiter{seq: dep.Seq, op: o})
 			continue
 		}
 		delete(d.pending, o.ID)
 		d.applyOp(o)
-		r := o.ID.Replica
-		if ws := d.waiting[r]; len(ws) > 0 {
-			keep := ws[:0]
-			for _, w := range ws {
-				if w.seq <= d.vv[r] {
-					queue = append(queue, w.op)
-				} else {
-					keep = append(keep, w)
-				}
-			}
-			if len(keep) == 0 {
-				delete(d.waiting, r)
-			} else {
-				d.waiting[r] = keep
-			}
+		queue = d.wake(o.ID.Replica, queue)
+	}
+}
+
+// hold keeps a copy of o pending until dep is applied.
+func (d *Doc) hold(o *Op, dep ID) {
+	c := *o
+	c.Props, c.Drop, c.Horizon = slices.Clone(o.Props), slices.Clone(o.Drop), o.Horizon.Clone()
+	d.pending[c.ID] = &c
+	d.waiting[dep.Replica] = append(d.waiting[dep.Replica], waiter{seq: dep.Seq, op: &c})
+}
+
+// wake moves the pending ops waiting on replica r that its version now
+// satisfies onto queue.
+func (d *Doc) wake(r ReplicaID, queue []*Op) []*Op {
+	ws := d.waiting[r]
+	if len(ws) == 0 {
+		return queue
+	}
+	keep := ws[:0]
+	for _, w := range ws {
+		if w.seq <= d.vv[r] {
+			queue = append(queue, w.op)
+		} else {
+			keep = append(keep, w)
 		}
 	}
+	if len(keep) == 0 {
+		delete(d.waiting, r)
+	} else {
+		d.waiting[r] = keep
+	}
+	return queue
 }
 
 // applyOp applies an operation whose dependencies are all applied.

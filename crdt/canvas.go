@@ -25,6 +25,7 @@ type Doc struct {
 	waiting  map[ReplicaID][]waiter // pending ops by the replica of a missing dependency
 
 	undo, redo []undoEntry
+	alias      map[aliasKey]ID // ops emitted by undo and redo, and the ops they stand for
 }
 
 type waiter struct {
@@ -197,17 +198,7 @@ func (d *Doc) Children(parent ID) []ID {
 // Live reports whether id is an element that is shown: it exists, is not
 // deleted, and neither is any ancestor up to the root.
 func (d *Doc) Live(id ID) bool {
-	for steps := 0; steps <= len(d.elems); steps++ {
-		if id == Root {
-			return true
-		}
-		e := d.elems[id]
-		if e == nil || e.deleted() {
-			return false
-		}
-		id = e.parent
-	}
-	return false
+	return d.ancestry(id, func(e *element) bool { return !e.deleted() })
 }
 
 // Binding is a reference property and the element it points at.
@@ -271,7 +262,7 @@ func cmpID(a, b ID) int {
 	return 0
 }
 
-// known reports whether id names an element this document has applied the
-// create of; absent reports that it was applied but is gone (collected, or
-// dropped because its parent was).
+// absent reports whether id names an element whose create this document
+// has applied but which it no longer holds (garbage collected, or dropped
+// because its parent was).
 func (d *Doc) absent(id ID) bool { return id != Root && d.vv.Contains(id) && d.elems[id] == nil }

@@ -226,6 +226,7 @@ func TestInvalidUpdatesAreRejectedWhole(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := &Update{Ops: []Op{good, tc.bad}}
+			assert.ErrorIs(t, a.Check(u), ErrInvalid)
 			assert.ErrorIs(t, a.ApplyUpdate(u), ErrInvalid)
 			assert.Equal(t, before, a.Snapshot())
 			if tc.bad.check() == nil {
@@ -249,6 +250,8 @@ func TestInvalidUpdatesAreRejectedWhole(t *testing.T) {
 			assert.Equal(t, before, a.Snapshot())
 		})
 	}
+	require.NoError(t, a.Check(&Update{Ops: []Op{good}}))
+	assert.Equal(t, before, a.Snapshot())
 	require.NoError(t, a.Apply(enc))
 	assert.Equal(t, Number(1), get(t, a, r, "x"))
 }
@@ -514,4 +517,72 @@ func TestLocalEditErrors(t *testing.T) {
 	_, err = d.Delete(ID{Replica: 5, Seq: 5})
 	assert.ErrorIs(t, err, ErrNotFound)
 	assert.Panics(t, func() { NewDoc(0, nil) })
+}
+
+func TestUndoHistoryIsBounded(t *testing.T) {
+	d := NewDoc(1, nil)
+	r, _ := mustCreate(t, d, "rect", Root, nil)
+	for i := range 2 * maxUndo {
+		_, err := d.Set(r, Props{"x": Number(float64(i + 1))})
+		require.NoError(t, err)
+	}
+	undone := 0
+	for {
+		if _, err := d.Undo(); err != nil {
+			assert.ErrorIs(t, err, ErrNothingToUndo)
+			break
+		}
+		undone++
+	}
+	assert.GreaterOrEqual(t, undone, maxUndo)
+	assert.Less(t, undone, 2*maxUndo, "the oldest edits were trimmed")
+	assert.True(t, d.Live(r), "the create fell off the history")
+	assert.Equal(t, Number(float64(2*maxUndo-undone)), get(t, d, r, "x"))
+}
+
+func TestUndoRedoChain(t *testing.T) {
+	a, b := NewDoc(1, nil), NewDoc(2, nil)
+	r, u := mustCreate(t, a, "rect", Root, Props{"x": Number(0)})
+	mustApply(t, b, u)
+	f, u := mustCreate(t, a, "frame", Root, nil)
+	mustApply(t, b, u)
+	for i := 1; i <= 3; i++ {
+		_, err := a.Set(r, Props{"x": Number(float64(i))})
+		require.NoError(t, err)
+	}
+	_, err := a.Move(r, f, "")
+	require.NoError(t, err)
+	_, err = a.Delete(r)
+	require.NoError(t, err)
+
+	// Undo everything back to the first set, one step at a time.
+	want := []func(){
+		func() { assert.True(t, a.Live(r)) },
+		func() { e, _ := a.Element(r); assert.Equal(t, Root, e.Parent) },
+		func() { assert.Equal(t, Number(2), get(t, a, r, "x")) },
+		func() { assert.Equal(t, Number(1), get(t, a, r, "x")) },
+		func() { assert.Equal(t, Number(0), get(t, a, r, "x")) },
+	}
+	for _, check := range want {
+		_, err := a.Undo()
+		require.NoError(t, err)
+		check()
+	}
+	// Redo twice, then someone else writes x: redo stops short of it.
+	for range 2 {
+		_, err := a.Redo()
+		require.NoError(t, err)
+	}
+	assert.Equal(t, Number(2), get(t, a, r, "x"))
+	require.NoError(t, b.Merge(a))
+	w, err := b.Set(r, Props{"x": Number(42)})
+	require.NoError(t, err)
+	mustApply(t, a, w)
+	u, err = a.Redo() // the set to 3 is skipped; the move is redone
+	require.NoError(t, err)
+	mustApply(t, b, u)
+	assert.Equal(t, Number(42), get(t, a, r, "x"))
+	e, _ := a.Element(r)
+	assert.Equal(t, f, e.Parent)
+	sameState(t, a, b)
 }

@@ -83,8 +83,10 @@ func (d *Doc) applyCollect(o *Op) {
 	}
 
 	d.horizon.Merge(h)
-	i, _ := slices.BinarySearchFunc(d.collects, o, func(a, b *Op) int { return cmpID(a.ID, b.ID) })
-	d.collects = slices.Insert(d.collects, i, o)
+	c := *o // o may belong to the caller's update
+	c.Horizon, c.Drop = h.Clone(), slices.Clone(o.Drop)
+	i, _ := slices.BinarySearchFunc(d.collects, &c, func(a, b *Op) int { return cmpID(a.ID, b.ID) })
+	d.collects = slices.Insert(d.collects, i, &c)
 	d.collects = slices.DeleteFunc(d.collects, func(c *Op) bool { return d.horizon.Contains(c.ID) })
 }
 

@@ -84,16 +84,13 @@ func (d *Doc) diff(v VersionVector) (*Update, error) {
 }
 
 // withSkips sorts ops by id and fills every gap between from and to with
-// OpSkip runs.
+// OpSkip runs. Every op's id is in to (the document applied it).
 func withSkips(ops []Op, from, to VersionVector) []Op {
 	slices.SortFunc(ops, func(a, b Op) int { return cmpID(a.ID, b.ID) })
 	out := make([]Op, 0, len(ops)+len(to))
 	i := 0
 	for _, r := range sortedReplicas(to) {
 		next := from[r] + 1
-		for ; i < len(ops) && ops[i].ID.Replica < r; i++ {
-			out = append(out, ops[i]) // unreachable for a consistent document
-		}
 		for ; i < len(ops) && ops[i].ID.Replica == r; i++ {
 			o := ops[i]
 			if o.ID.Seq > next {
@@ -106,7 +103,7 @@ func withSkips(ops []Op, from, to VersionVector) []Op {
 			out = append(out, Op{Kind: OpSkip, ID: ID{Replica: r, Seq: next}, Len: to[r] - next + 1})
 		}
 	}
-	return append(out, ops[i:]...)
+	return out
 }
 
 // Merge brings into d everything o has applied: it applies

@@ -2,6 +2,7 @@ package crdt
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -38,7 +39,7 @@ func (d *Doc) Create(typ string, parent ID, key string, props Props) (ID, []byte
 	o := d.newOp(OpCreate)
 	o.Elem, o.Type, o.Parent, o.Key, o.Props = o.ID, typ, parent, key, ps
 	var ed edit
-	ed.add(d, o, undoStep{kind: OpDelete, elem: o.ID})
+	ed.add(d, o, undoStep{kind: OpDelete, elem: o.ID, was: []ID{{}}})
 	return o.ID, d.commit(ed), nil
 }
 
@@ -60,7 +61,7 @@ func (d *Doc) Set(id ID, props Props) ([]byte, error) {
 		return nil, fmt.Errorf("%w: no properties to set", ErrInvalid)
 	}
 	var ed edit
-	d.emitSet(&ed, e, ps)
+	d.emitSet(&ed, e, ps, nil)
 	return d.commit(ed), nil
 }
 
@@ -79,7 +80,7 @@ func (d *Doc) Delete(id ID) ([]byte, error) {
 	for len(stack) > 0 {
 		e := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		d.emitDelMark(&ed, e, OpDelete)
+		d.emitDelMark(&ed, e, OpDelete, nil)
 		ks := d.kids[e.id]
 		for i := len(ks) - 1; i >= 0; i-- {
 			if !ks[i].deleted() {
@@ -104,7 +105,7 @@ func (d *Doc) Restore(id ID) ([]byte, error) {
 		return nil, fmt.Errorf("%w: element %d.%d is not deleted", ErrInvalid, id.Replica, id.Seq)
 	}
 	var ed edit
-	d.emitDelMark(&ed, e, OpRestore)
+	d.emitDelMark(&ed, e, OpRestore, nil)
 	return d.commit(ed), nil
 }
 
@@ -130,7 +131,7 @@ func (d *Doc) Move(id, parent ID, key string) ([]byte, error) {
 		return nil, err
 	}
 	var ed edit
-	d.emitMove(&ed, e, parent, key)
+	d.emitMove(&ed, e, parent, key, nil)
 	return d.commit(ed), nil
 }
 
@@ -151,14 +152,20 @@ func (d *Doc) Reorder(id ID, key string) ([]byte, error) {
 // dropped element are counted but change nothing, and a peer whose version
 // does not cover h gets [ErrSnapshotRequired] from [Doc.DiffSince].
 //
-// Replicas converge whatever h is. For nobody to lose work, h should be a
-// version every replica has applied: [Min] of the versions all replicas
-// acknowledged. Then every replica saw each dropped element deleted; only an
-// edit or restore made concurrently with the collect, not yet knowing about
-// it, is lost. A replica whose version is below h must load a snapshot.
+// Collects must be made by one replica at a time (each after applying every
+// earlier collect), such as the server node that owns the document: two
+// concurrent collects with incomparable horizons can make replicas diverge.
+// Within that rule replicas converge whatever h is. For nobody to lose work,
+// h should be a version every replica has applied: [Min] of the versions all
+// replicas acknowledged. Then every replica saw each dropped element deleted;
+// only an edit or restore made concurrently with the collect, not yet knowing
+// about it, is lost. A replica whose version is below h must load a
+// snapshot.
 //
-// Collect returns nil and no error if h adds nothing to the horizon, and an
-// error wrapping [ErrInvalid] if this document has not applied all of h.
+// A collect op drops whatever it lists, so a server should accept OpCollect
+// only from itself. Collect returns nil and no error if h adds nothing to the
+// horizon, and an error wrapping [ErrInvalid] if this document has not
+// applied all of h.
 func (d *Doc) Collect(h VersionVector) ([]byte, error) {
 	hz := VersionVector{}
 	for r, s := range h {
@@ -259,38 +266,64 @@ func (ed *edit) add(d *Doc, o Op, inverse undoStep) {
 	ed.steps = append(ed.steps, inverse)
 }
 
+// maxUndo bounds the undo history: it holds at least the last maxUndo edits
+// and at most twice that, trimming the oldest in one go.
+const maxUndo = 1000
+
 // commit records a finished edit for undo and returns its update.
 func (d *Doc) commit(ed edit) []byte {
+	if len(d.undo) >= 2*maxUndo {
+		d.undo = slices.Clone(d.undo[len(d.undo)-maxUndo:])
+	}
 	d.undo = append(d.undo, undoEntry(ed.steps))
 	d.redo = nil
 	return (&Update{Ops: ed.ops}).Encode()
 }
 
-func (d *Doc) emitSet(ed *edit, e *element, ps []Prop) {
+// The emit functions make, apply and record one local op. Each records in
+// the inverse step which op decided the state before (was), so that when
+// the step is replayed the op it emits can stand for that one (see alias).
+// from is the step being replayed, or nil for a fresh edit.
+
+func (d *Doc) emitSet(ed *edit, e *element, ps []Prop, from *undoStep) {
 	old := make([]Prop, len(ps))
+	was := make([]ID, len(ps))
 	for i, p := range ps {
 		old[i] = Prop{Key: p.Key, Value: Null}
 		if j, ok := e.find(d.schema.propIndex[p.Key]); ok {
-			old[i].Value = e.props[j].value()
+			old[i].Value, was[i] = e.props[j].value(), e.props[j].id
 		}
 	}
 	o := d.newOp(OpSet)
 	o.Elem, o.Props = e.id, ps
-	ed.add(d, o, undoStep{kind: OpSet, elem: e.id, props: old})
+	ed.add(d, o, undoStep{kind: OpSet, elem: e.id, props: old, was: was})
+	if from != nil {
+		for _, p := range ps {
+			k := d.schema.propIndex[p.Key]
+			i := slices.IndexFunc(from.props, func(q Prop) bool { return q.Key == p.Key })
+			d.setAlias(o.ID, uint32(k), from.was[i])
+		}
+	}
 }
 
-func (d *Doc) emitDelMark(ed *edit, e *element, kind OpKind) {
+func (d *Doc) emitDelMark(ed *edit, e *element, kind OpKind, from *undoStep) {
 	o := d.newOp(kind)
 	o.Elem = e.id
 	inverse := OpRestore
 	if kind == OpRestore {
 		inverse = OpDelete
 	}
-	ed.add(d, o, undoStep{kind: inverse, elem: e.id})
+	ed.add(d, o, undoStep{kind: inverse, elem: e.id, was: []ID{d.delDecider(e)}})
+	if from != nil {
+		d.setAlias(o.ID, slotDel, from.was[0])
+	}
 }
 
-func (d *Doc) emitMove(ed *edit, e *element, parent ID, key string) {
+func (d *Doc) emitMove(ed *edit, e *element, parent ID, key string, from *undoStep) {
 	o := d.newOp(OpMove)
 	o.Elem, o.Parent, o.Key = e.id, parent, key
-	ed.add(d, o, undoStep{kind: OpMove, elem: e.id, parent: e.parent, key: e.key})
+	ed.add(d, o, undoStep{kind: OpMove, elem: e.id, parent: e.parent, key: e.key, was: []ID{e.placed}})
+	if from != nil {
+		d.setAlias(o.ID, slotPlace, from.was[0])
+	}
 }

@@ -1,9 +1,6 @@
 package crdt
 
-import (
-	"fmt"
-	"sort"
-)
+import "fmt"
 
 // OpKind tags an operation. The tag is the first field of every encoded
 // operation, so new kinds can be added without changing existing ones.
@@ -221,44 +218,4 @@ func (o *Op) checkProps(dep func(ID) error, create bool) error {
 		}
 	}
 	return nil
-}
-
-// deps calls f with every id the op needs applied before it can be: the
-// previous sequence number of its replica, and the elements it names.
-// f returns false to stop early.
-func (o *Op) deps(f func(ID) bool) {
-	if o.ID.Seq > 1 && !f(ID{Replica: o.ID.Replica, Seq: o.ID.Seq - 1}) {
-		return
-	}
-	switch o.Kind {
-	case OpSet, OpDelete, OpRestore, OpMove:
-		if !f(o.Elem) {
-			return
-		}
-	case OpCollect:
-		for _, r := range sortedReplicas(o.Horizon) {
-			if !f(ID{Replica: r, Seq: o.Horizon[r]}) {
-				return
-			}
-		}
-	}
-	if (o.Kind == OpCreate || o.Kind == OpMove) && o.Parent != Root && !f(o.Parent) {
-		return
-	}
-	for _, p := range o.Props {
-		if p.Value.k == KindRef && !f(p.Value.Ref()) {
-			return
-		}
-	}
-}
-
-// sortProps sorts writes by key; it reports whether keys were unique.
-func sortProps(ps []Prop) bool {
-	sort.Slice(ps, func(i, j int) bool { return ps[i].Key < ps[j].Key })
-	for i := 1; i < len(ps); i++ {
-		if ps[i-1].Key == ps[i].Key {
-			return false
-		}
-	}
-	return true
 }

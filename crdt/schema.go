@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -224,8 +225,13 @@ func validColor(s string) bool {
 
 // DefaultSchema returns the MagicCanvas schema: rect, ellipse, line, arrow,
 // connector, text, sticky, image, frame and group, with geometry, style,
-// text and binding properties. Frames and groups are containers.
-func DefaultSchema() *Schema {
+// text and binding properties. Frames and groups are containers. Every call
+// returns the same immutable Schema.
+func DefaultSchema() *Schema { return defaultSchema() }
+
+var defaultSchema = sync.OnceValue(buildDefaultSchema)
+
+func buildDefaultSchema() *Schema {
 	coord := PropSpec{Kind: KindNumber, Min: -1e7, Max: 1e7}
 	size := PropSpec{Kind: KindNumber, Min: 0, Max: 1e7}
 	color := PropSpec{Kind: KindString, MaxLen: 9, Color: true}

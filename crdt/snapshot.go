@@ -111,14 +111,18 @@ func (d *Doc) Snapshot() []byte {
 	return bytes.Clone(w.bytes())
 }
 
-// Load returns the document a [Doc.Snapshot] encodes, as replica (which
-// may be the replica that saved it, resuming its sequence numbers, or a new
-// one) and checked against schema (nil means [DefaultSchema]). It returns an
-// error wrapping [ErrInvalid] if the bytes are malformed, of another format
-// version, or inconsistent (unknown types or properties, a broken tree).
+// Load returns the document a [Doc.Snapshot] encodes, as replica and checked
+// against schema (nil means [DefaultSchema]). replica may be a new id, or the
+// one that saved the snapshot if the snapshot holds every op that replica
+// ever sent (it resumes numbering after them); reusing an id whose later ops
+// are elsewhere would give two ops one id. It returns an error wrapping
+// [ErrInvalid] if the bytes are malformed, of another format version, or
+// inconsistent (unknown types or properties, ids or stamps the version does
+// not cover, a move log that does not replay to the saved tree).
 func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	d := NewDoc(replica, schema)
 	r := newReader(snapshot)
+	defer r.release()
 	bad := func(format string, args ...any) (*Doc, error) {
 		return nil, fmt.Errorf("%w: snapshot: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
@@ -168,13 +172,20 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	d.horizon = vv()
 
 	n := r.count(10)
-	for range n {
+	// Elements and their registers come from two slabs, and property and
+	// type names are looked up without allocating.
+	slab := make([]element, n)
+	var props []prop
+	var prev []uint16 // property keys of the previous element
+	d.elems = make(map[ID]*element, n)
+	for k := range n {
 		if r.err != nil {
 			break
 		}
 		r.arr(10, 10)
-		e := &element{id: rid(), counter: r.uint()}
-		typ := r.str(64)
+		e := &slab[k]
+		e.id, e.counter = rid(), r.uint()
+		e.typ = d.schema.types[string(r.name())]
 		e.parent = rid()
 		e.key = r.str(MaxKeyLen)
 		e.placed = e.id
@@ -189,37 +200,61 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 				e.del[i] = delMark{counter: r.uint(), id: rid(), deleted: r.boolean()}
 			}
 		}
-		e.props = make([]prop, r.count(3))
+		np := r.count(3)
+		if cap(props)-len(props) < np {
+			props = make([]prop, 0, max(np, 10*(n-k)))
+		}
+		e.props = props[len(props) : len(props)+np : len(props)+np]
+		props = props[:len(props)+np]
 		for i := range e.props {
 			full := r.arr(2, 5) == 5
-			name := r.str(64)
+			// Elements mostly repeat the property names of the one before.
+			name := r.name()
+			var key uint16
+			ok := i < len(prev) && string(name) == d.schema.propNames[prev[i]]
+			if ok {
+				key = prev[i]
+			} else {
+				key, ok = d.schema.propIndex[string(name)]
+			}
 			v := r.value()
 			c, id := e.counter, e.id
 			if full {
 				c, id = r.uint(), rid()
 			}
-			k, ok := d.schema.propIndex[name]
 			if r.err != nil {
 				break
 			}
 			if !ok {
-				return bad("unknown property %q", name)
+				return bad("unknown property on element %d.%d", e.id.Replica, e.id.Seq)
 			}
-			e.props[i].key = k
+			e.props[i].key = key
 			e.props[i].write(v, c, id)
 		}
 		if r.err != nil {
 			break
 		}
-		if e.typ = d.schema.types[typ]; e.typ == nil {
-			return bad("unknown element type %q", typ)
+		prev = prev[:0]
+		for i := range e.props {
+			prev = append(prev, e.props[i].key)
 		}
-		if !validID(e.id) || d.elems[e.id] != nil || !d.vv.Contains(e.id) || CheckKey(e.key) != nil {
+		if e.typ == nil {
+			return bad("unknown type of element %d.%d", e.id.Replica, e.id.Seq)
+		}
+		if !validID(e.id) || d.elems[e.id] != nil || !d.vv.Contains(e.id) || CheckKey(e.key) != nil ||
+			!d.applied(e.counter, e.id) || e.placed != e.id && !d.applied(1, e.placed) {
 			return bad("bad element %d.%d", e.id.Replica, e.id.Seq)
+		}
+		for i, m := range e.del {
+			if !d.applied(m.counter, m.id) || i > 0 && !after(m.counter, m.id, e.del[i-1].counter, e.del[i-1].id) {
+				return bad("bad delete marks on element %d.%d", e.id.Replica, e.id.Seq)
+			}
 		}
 		for i := range e.props {
 			p := &e.props[i]
-			if i > 0 && e.props[i-1].key >= p.key || !e.typ.allowed[p.key] || d.schema.checkIndexed(p.key, p.value()) != nil {
+			own := p.id == e.id && p.counter == e.counter // checked with the element
+			if i > 0 && e.props[i-1].key >= p.key || !e.typ.allowed[p.key] || !own && !d.applied(p.counter, p.id) ||
+				d.schema.checkIndexed(p.key, p.value()) != nil {
 				return bad("bad property on element %d.%d", e.id.Replica, e.id.Seq)
 			}
 		}
@@ -234,8 +269,9 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		r.arr(14, 14)
 		m := &moveRec{id: rid(), counter: r.uint(), elem: rid(), parent: rid(), key: r.str(MaxKeyLen),
 			oldParent: rid(), oldKey: r.str(MaxKeyLen), oldPlaced: rid(), applied: r.boolean()}
-		if r.err == nil && d.elems[m.elem] == nil {
-			return bad("move of unknown element")
+		if r.err == nil && (d.elems[m.elem] == nil || !d.applied(m.counter, m.id) || CheckKey(m.key) != nil ||
+			len(d.log) > 0 && !d.log[len(d.log)-1].before(m)) {
+			return bad("bad move in the log")
 		}
 		d.log = append(d.log, m)
 	}
@@ -260,8 +296,7 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	}
 
 	// The tree must be whole: every parent is the root or a container
-	// element, every move names live parents, and no element is its own
-	// ancestor.
+	// element, and the move log replays to it from a base without cycles.
 	for _, e := range d.elems {
 		if e.parent != Root {
 			p := d.elems[e.parent]
@@ -272,20 +307,49 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		d.kids[e.parent] = append(d.kids[e.parent], e)
 	}
 	for _, ks := range d.kids {
-		slices.SortFunc(ks, cmpSibling)
+		if !slices.IsSortedFunc(ks, cmpSibling) { // usually they are
+			slices.SortFunc(ks, cmpSibling)
+		}
 	}
-	for id := range d.elems {
-		if !d.reachesRoot(id) {
-			return bad("cycle through element %d.%d", id.Replica, id.Seq)
+	// The log must replay to the tree it was saved with: undo it all (the
+	// base must be whole too), redo it, and compare.
+	type placement struct {
+		parent ID
+		key    string
+		placed ID
+	}
+	var saved map[ID]placement
+	if len(d.log) > 0 {
+		saved = make(map[ID]placement, len(d.elems))
+		for id, e := range d.elems {
+			saved[id] = placement{e.parent, e.key, e.placed}
+		}
+	}
+	for j := len(d.log) - 1; j >= 0; j-- {
+		m := d.log[j]
+		if d.elems[m.oldParent] == nil && m.oldParent != Root || !d.applied(1, m.oldPlaced) || CheckKey(m.oldKey) != nil {
+			return bad("move with a bad undo record")
+		}
+		d.undoMove(m)
+	}
+	for id, e := range d.elems {
+		if p := d.elems[e.parent]; !d.reachesRoot(id) || e.parent != Root && !p.typ.container {
+			return bad("bad tree at element %d.%d", id.Replica, id.Seq)
 		}
 	}
 	for _, m := range d.log {
-		if m.parent != Root && d.elems[m.parent] == nil || m.oldParent != Root && d.elems[m.oldParent] == nil {
-			return bad("move into an unknown parent")
+		if p := d.elems[m.parent]; m.parent != Root && (p == nil || !p.typ.container) {
+			return bad("move into a bad parent")
+		}
+		d.do(m)
+	}
+	for id, e := range saved {
+		if e != (placement{d.elems[id].parent, d.elems[id].key, d.elems[id].placed}) {
+			return bad("move log does not replay to the saved tree")
 		}
 	}
-	for _, c := range d.collects {
-		if c.Kind != OpCollect || c.check() != nil {
+	for i, c := range d.collects {
+		if c.Kind != OpCollect || c.check() != nil || !d.vv.Contains(c.ID) || i > 0 && !d.collects[i-1].ID.Less(c.ID) {
 			return bad("bad collect op")
 		}
 	}
@@ -305,17 +369,13 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 	return d, nil
 }
 
+// applied reports whether an op (counter, id) is one this document can have
+// applied: a valid id it counts, a counter within its clock.
+func (d *Doc) applied(counter uint64, id ID) bool {
+	return validID(id) && d.vv.Contains(id) && counter > 0 && counter <= d.clock
+}
+
 // reachesRoot reports whether following parents from id ends at the root.
 func (d *Doc) reachesRoot(id ID) bool {
-	for steps := 0; steps <= len(d.elems); steps++ {
-		if id == Root {
-			return true
-		}
-		e := d.elems[id]
-		if e == nil {
-			return false
-		}
-		id = e.parent
-	}
-	return false
+	return d.ancestry(id, func(*element) bool { return true })
 }

@@ -71,20 +71,32 @@ func (d *Doc) place(e *element, parent ID, key string, placed ID) {
 	d.attach(e)
 }
 
-// isAncestor reports whether a is x or an ancestor of x. The walk is bounded
-// so that a corrupt tree cannot loop.
-func (d *Doc) isAncestor(a, x ID) bool {
-	for steps := 0; steps <= len(d.elems) && x != Root; steps++ {
-		if x == a {
+// ancestry walks from id up to the root, calling visit with each element
+// on the way (id's first). It reports whether it reached the root: it stops
+// early if visit returns false or an element is missing, and is bounded so
+// that a corrupt tree cannot make it loop.
+func (d *Doc) ancestry(id ID, visit func(*element) bool) bool {
+	for range len(d.elems) + 1 {
+		if id == Root {
 			return true
 		}
-		e := d.elems[x]
-		if e == nil {
+		e := d.elems[id]
+		if e == nil || !visit(e) {
 			return false
 		}
-		x = e.parent
+		id = e.parent
 	}
 	return false
+}
+
+// isAncestor reports whether a is x or an ancestor of x.
+func (d *Doc) isAncestor(a, x ID) bool {
+	found := false
+	d.ancestry(x, func(e *element) bool {
+		found = e.id == a
+		return !found
+	})
+	return found
 }
 
 // do applies a logged move to the current tree, recording what it replaces.

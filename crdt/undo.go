@@ -4,6 +4,11 @@ package crdt
 // operations, sent like any edit. Each step remembers the op it reverses, and
 // is only taken if that op still decides the state it changed: undoing my
 // change never overwrites a newer change by someone else.
+//
+// An op emitted by undo or redo restores the state some earlier op decided;
+// it is recorded as an alias of that op (per property, or for the delete
+// register, or for the placement), so that undoing twice in a row, or
+// redoing, still recognises the state as this replica's own.
 
 // undoStep reverses one op of a local edit.
 type undoStep struct {
@@ -12,14 +17,60 @@ type undoStep struct {
 	props  []Prop // OpSet: the values to write back
 	parent ID     // OpMove: where to put the element back
 	key    string
-	expect ID // the op being reversed, which must still be the winner
+	expect ID   // the op being reversed, which must still be the winner
+	was    []ID // the op that decided the state the step restores (per prop for OpSet)
+}
+
+// Alias slots: a property index, or one of these.
+const (
+	slotDel   = 1 << 16 // the delete register
+	slotPlace = slotDel + 1
+)
+
+type aliasKey struct {
+	id   ID
+	slot uint32
+}
+
+// setAlias records that op id, in slot, stands for the op was.
+func (d *Doc) setAlias(id ID, slot uint32, was ID) {
+	if d.alias == nil {
+		d.alias = map[aliasKey]ID{}
+	}
+	d.alias[aliasKey{id, slot}] = was
+}
+
+// origin follows aliases from id to the op it stands for.
+func (d *Doc) origin(id ID, slot uint32) ID {
+	for range len(d.alias) + 1 {
+		was, ok := d.alias[aliasKey{id, slot}]
+		if !ok {
+			return id
+		}
+		id = was
+	}
+	return id
+}
+
+// same reports whether the op deciding a slot now stands for the expected one.
+func (d *Doc) same(current, expect ID, slot uint32) bool {
+	return d.origin(current, slot) == d.origin(expect, slot)
+}
+
+// delDecider returns the op that decides whether e is deleted: its latest
+// delete or restore, or its create.
+func (d *Doc) delDecider(e *element) ID {
+	if w := e.delWinner(); w != (ID{}) {
+		return w
+	}
+	return e.id
 }
 
 // undoEntry reverses one local edit; its steps are taken last to first.
 type undoEntry []undoStep
 
 // Undo reverses this replica's latest edit that still changes something and
-// returns the update. Steps whose effect someone else has since overwritten
+// returns the update. At least the last 1000 edits can be undone. Steps whose effect someone else has since overwritten
 // (a property written again, the element moved, deleted or restored again,
 // or garbage collected) are left out; an edit with nothing left is dropped
 // and the one before it is tried. It returns [ErrNothingToUndo] when no edit
@@ -51,7 +102,7 @@ func (d *Doc) replay(src, dst *[]undoEntry) ([]byte, bool) {
 		*src = (*src)[:len(*src)-1]
 		var ed edit
 		for i := len(entry) - 1; i >= 0; i-- {
-			d.takeStep(&ed, entry[i])
+			d.takeStep(&ed, &entry[i])
 		}
 		if len(ed.ops) > 0 {
 			*dst = append(*dst, undoEntry(ed.steps))
@@ -61,7 +112,7 @@ func (d *Doc) replay(src, dst *[]undoEntry) ([]byte, bool) {
 	return nil, false
 }
 
-func (d *Doc) takeStep(ed *edit, s undoStep) {
+func (d *Doc) takeStep(ed *edit, s *undoStep) {
 	e := d.elems[s.elem]
 	if e == nil {
 		return
@@ -73,7 +124,8 @@ func (d *Doc) takeStep(ed *edit, s undoStep) {
 		}
 		var ps []Prop
 		for _, p := range s.props {
-			if i, ok := e.find(d.schema.propIndex[p.Key]); ok && e.props[i].id == s.expect {
+			k := d.schema.propIndex[p.Key]
+			if i, ok := e.find(k); ok && d.same(e.props[i].id, s.expect, uint32(k)) {
 				if p.Value.k == KindRef && d.elems[p.Value.Ref()] == nil {
 					continue // the old target was collected
 				}
@@ -81,20 +133,16 @@ func (d *Doc) takeStep(ed *edit, s undoStep) {
 			}
 		}
 		if len(ps) > 0 {
-			d.emitSet(ed, e, ps)
+			d.emitSet(ed, e, ps, s)
 		}
 	case OpDelete, OpRestore:
-		winner := e.delWinner()
-		if winner == (ID{}) {
-			winner = e.id // no delete yet: the create decides
-		}
-		if winner == s.expect && e.deleted() == (s.kind == OpRestore) {
-			d.emitDelMark(ed, e, s.kind)
+		if d.same(d.delDecider(e), s.expect, slotDel) && e.deleted() == (s.kind == OpRestore) {
+			d.emitDelMark(ed, e, s.kind, s)
 		}
 	case OpMove:
-		if e.placed != s.expect || !d.Live(e.id) || d.absent(s.parent) || d.isAncestor(e.id, s.parent) {
+		if !d.same(e.placed, s.expect, slotPlace) || !d.Live(e.id) || d.absent(s.parent) || d.isAncestor(e.id, s.parent) {
 			return
 		}
-		d.emitMove(ed, e, s.parent, s.key)
+		d.emitMove(ed, e, s.parent, s.key, s)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -32,19 +33,17 @@ func newWriter() *writer {
 	return w
 }
 
-func (w *writer) arr(n int)             { _ = w.e.EncodeArrayLen(n) }
-func (w *writer) uint(n uint64)         { _ = w.e.EncodeUint(n) }
-func (w *writer) str(s string)          { _ = w.e.EncodeString(s) }
-func (w *writer) nil()                  { _ = w.e.EncodeNil() }
-func (w *writer) boolean(b bool)        { _ = w.e.EncodeBool(b) }
-func (w *writer) bin(b []byte)          { _ = w.e.EncodeBytes(b) }
-func (w *writer) id(id ID)              { w.uint(uint64(id.Replica)); w.uint(id.Seq) }
-func (w *writer) bytes() []byte         { return w.buf.Bytes() }
-func (w *writer) float(f float64)       { _ = w.e.EncodeFloat64(f) }
-func (w *writer) integer(n int64)       { _ = w.e.EncodeInt(n) }
-func (w *writer) raw(b []byte)          { w.buf.Write(b) }
-func (w *writer) header(m string)       { w.str(m); w.uint(formatVersion) }
-func (w *writer) stamp(c uint64, id ID) { w.uint(c); w.id(id) }
+func (w *writer) arr(n int)       { _ = w.e.EncodeArrayLen(n) }
+func (w *writer) uint(n uint64)   { _ = w.e.EncodeUint(n) }
+func (w *writer) str(s string)    { _ = w.e.EncodeString(s) }
+func (w *writer) nil()            { _ = w.e.EncodeNil() }
+func (w *writer) boolean(b bool)  { _ = w.e.EncodeBool(b) }
+func (w *writer) bin(b []byte)    { _ = w.e.EncodeBytes(b) }
+func (w *writer) id(id ID)        { w.uint(uint64(id.Replica)); w.uint(id.Seq) }
+func (w *writer) bytes() []byte   { return w.buf.Bytes() }
+func (w *writer) float(f float64) { _ = w.e.EncodeFloat64(f) }
+func (w *writer) integer(n int64) { _ = w.e.EncodeInt(n) }
+func (w *writer) header(m string) { w.str(m); w.uint(formatVersion) }
 
 // number writes integral values as msgpack integers and the rest as float64,
 // so a number always has exactly one encoding.
@@ -162,15 +161,33 @@ func (u *Update) Encode() []byte {
 // reader decodes msgpack with a sticky error: after the first failure every
 // method returns zero values, and err says what went wrong.
 type reader struct {
-	r   *bytes.Reader
-	d   *msgpack.Decoder
-	err error
+	r       *bytes.Reader
+	d       *msgpack.Decoder
+	err     error
+	scratch []byte            // reused by name
+	strs    map[string]string // interned string values
+	arena   []Prop            // where props are allocated
 }
 
-func newReader(b []byte) *reader {
-	r := &reader{r: bytes.NewReader(b)}
+var readers = sync.Pool{New: func() any {
+	r := &reader{r: bytes.NewReader(nil)}
 	r.d = msgpack.NewDecoder(r.r)
 	return r
+}}
+
+// newReader returns a reader over b from a pool; release returns it.
+func newReader(b []byte) *reader {
+	r := readers.Get().(*reader)
+	r.r.Reset(b)
+	r.d.Reset(r.r)
+	r.err, r.strs = nil, nil
+	return r
+}
+
+func (r *reader) release() {
+	r.r.Reset(nil)
+	r.strs, r.arena = nil, nil
+	readers.Put(r)
 }
 
 func (r *reader) fail(format string, args ...any) {
@@ -196,7 +213,16 @@ func (r *reader) arr(min, max int) int {
 	if r.err != nil {
 		return 0
 	}
-	n, err := r.d.DecodeArrayLen()
+	var n int
+	var err error
+	if c, e := r.r.ReadByte(); e == nil && msgpcode.IsFixedArray(c) {
+		n = int(c & 0x0f)
+	} else {
+		if e == nil {
+			_ = r.r.UnreadByte()
+		}
+		n, err = r.d.DecodeArrayLen()
+	}
 	if err != nil || n < min || n > max {
 		r.fail("array of %d, want %d..%d (%v)", n, min, max, err)
 		return 0
@@ -210,20 +236,46 @@ func (r *reader) count(per int) int {
 	return r.arr(0, r.r.Len()/per)
 }
 
+// uint reads a msgpack unsigned integer (positive fixint or uint8..uint64),
+// decoding the few formats directly: it is the hot path of every op.
 func (r *reader) uint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	if c := r.peek(); !(msgpcode.IsFixedNum(c) && c <= msgpcode.PosFixedNumHigh) &&
-		c != msgpcode.Uint8 && c != msgpcode.Uint16 && c != msgpcode.Uint32 && c != msgpcode.Uint64 {
-		r.fail("want an unsigned integer, got code %#x", c)
-		return 0
-	}
-	n, err := r.d.DecodeUint64()
+	c, err := r.r.ReadByte()
 	if err != nil {
 		r.fail("%v", err)
+		return 0
 	}
-	return n
+	if c <= msgpcode.PosFixedNumHigh {
+		return uint64(c)
+	}
+	switch c {
+	case msgpcode.Uint8:
+		return r.be(1)
+	case msgpcode.Uint16:
+		return r.be(2)
+	case msgpcode.Uint32:
+		return r.be(4)
+	case msgpcode.Uint64:
+		return r.be(8)
+	}
+	r.fail("want an unsigned integer, got code %#x", c)
+	return 0
+}
+
+// be reads an n-byte big-endian integer.
+func (r *reader) be(n int) uint64 {
+	var v uint64
+	for range n {
+		b, err := r.r.ReadByte()
+		if err != nil {
+			r.fail("%v", err)
+			return 0
+		}
+		v = v<<8 | uint64(b)
+	}
+	return v
 }
 
 func (r *reader) id() ID {
@@ -232,21 +284,82 @@ func (r *reader) id() ID {
 }
 
 func (r *reader) str(max int) string {
+	return string(r.strBytes(max))
+}
+
+// name reads a string of at most 64 bytes into a scratch buffer, valid
+// until the next call: for map lookups that do not allocate.
+func (r *reader) name() []byte { return r.strBytes(64) }
+
+// strBytes reads a string of at most limit bytes into the scratch buffer.
+func (r *reader) strBytes(limit int) []byte {
 	if r.err != nil {
-		return ""
+		return nil
 	}
-	if c := r.peek(); !msgpcode.IsString(c) {
-		r.fail("want a string, got code %#x", c)
-		return ""
-	}
-	s, err := r.d.DecodeString()
+	c, err := r.r.ReadByte()
 	if err != nil {
 		r.fail("%v", err)
+		return nil
 	}
-	if len(s) > max {
-		r.fail("string of %d bytes, at most %d", len(s), max)
+	if !msgpcode.IsFixedString(c) {
+		_ = r.r.UnreadByte()
+		if !msgpcode.IsString(c) {
+			r.fail("want a string, got code %#x", c)
+			return nil
+		}
+		return r.blob(limit)
 	}
+	n := int(c & msgpcode.FixedStrMask)
+	if n > limit || n > r.r.Len() {
+		r.fail("string of %d bytes, at most %d", n, min(limit, r.r.Len()))
+		return nil
+	}
+	if cap(r.scratch) < 64 {
+		r.scratch = make([]byte, 64)
+	}
+	b := r.scratch[:n]
+	_, _ = r.r.Read(b) // cannot fail: n <= r.r.Len()
+	return b
+}
+
+// intern returns a string equal to b, shared with earlier equal short
+// strings (colours, enum values repeat across elements).
+func (r *reader) intern(b []byte) string {
+	if len(b) > 32 {
+		return string(b)
+	}
+	if s, ok := r.strs[string(b)]; ok {
+		return s
+	}
+	if r.strs == nil {
+		r.strs = map[string]string{}
+	}
+	s := string(b)
+	r.strs[s] = s
 	return s
+}
+
+// blob reads a string or bin body of at most max bytes, checking the length
+// against the input left before allocating. The bytes are in a scratch
+// buffer, valid until the next call.
+func (r *reader) blob(limit int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	n, err := r.d.DecodeBytesLen()
+	if err != nil || n < 0 || n > limit || n > r.r.Len() {
+		r.fail("string or bin of %d bytes, at most %d (%v)", n, min(limit, r.r.Len()), err)
+		return nil
+	}
+	if cap(r.scratch) < n {
+		r.scratch = make([]byte, max(n, 64))
+	}
+	b := r.scratch[:n]
+	if err := r.d.ReadFull(b); err != nil {
+		r.fail("%v", err)
+		return nil
+	}
+	return b
 }
 
 func (r *reader) boolean() bool {
@@ -286,6 +399,14 @@ func (r *reader) end() error {
 }
 
 func (r *reader) value() Value {
+	// Fast paths for the usual numbers.
+	if c, err := r.r.ReadByte(); err == nil && c <= msgpcode.PosFixedNumHigh {
+		return Number(float64(c))
+	} else if err == nil && c == msgpcode.Double {
+		return Value{k: KindNumber, a: r.be(8)}
+	} else if err == nil {
+		_ = r.r.UnreadByte()
+	}
 	c := r.peek()
 	if r.err != nil {
 		return Value{}
@@ -305,14 +426,14 @@ func (r *reader) value() Value {
 		}
 		return Number(f)
 	case msgpcode.IsString(c):
-		return String(r.str(defaultMaxLen * 4))
+		return String(r.intern(r.strBytes(defaultMaxLen * 4)))
 	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
 		r.arr(2, 2)
 		return Ref(r.id())
 	case msgpcode.IsBin(c):
-		b, err := r.d.DecodeBytes()
-		if err != nil || len(b)%8 != 0 {
-			r.fail("points of %d bytes (%v)", len(b), err)
+		b := r.blob(8 * defaultMaxLen * 4)
+		if len(b)%8 != 0 {
+			r.fail("points of %d bytes", len(b))
 			return Value{}
 		}
 		return Value{k: KindPoints, s: string(b)}
@@ -327,9 +448,22 @@ func (r *reader) props() []Prop {
 		r.fail("odd property array")
 		return nil
 	}
-	ps := make([]Prop, n/2)
+	// Props of all ops come from one arena per reader (a fresh one once
+	// full, so earlier slices stay valid).
+	if cap(r.arena)-len(r.arena) < n/2 {
+		r.arena = make([]Prop, 0, max(n/2, 2*cap(r.arena), 4))
+	}
+	ps := r.arena[len(r.arena) : len(r.arena)+n/2 : len(r.arena)+n/2]
+	r.arena = r.arena[:len(r.arena)+n/2]
+	known := DefaultSchema()
 	for i := range ps {
-		ps[i].Key = r.str(64)
+		// Share the names of the default schema instead of allocating.
+		b := r.name()
+		if k, ok := known.propIndex[string(b)]; ok {
+			ps[i].Key = known.propNames[k]
+		} else {
+			ps[i].Key = string(b)
+		}
 		ps[i].Value = r.value()
 	}
 	return ps
@@ -360,24 +494,29 @@ func (r *reader) vv() VersionVector {
 }
 
 func (r *reader) op() Op {
-	n := r.arr(4, 9)
 	var o Op
+	r.opInto(&o)
+	return o
+}
+
+func (r *reader) opInto(o *Op) {
+	n := r.arr(4, 9)
 	o.Kind = OpKind(r.uint())
 	o.ID = r.id()
 	if r.err != nil {
-		return o
+		return
 	}
 	if int(o.Kind) >= len(opFields) || opFields[o.Kind] == 0 {
 		r.fail("unknown op kind %d", o.Kind)
-		return o
+		return
 	}
 	if n != opFields[o.Kind] {
 		r.fail("%v op of %d fields, want %d", o.Kind, n, opFields[o.Kind])
-		return o
+		return
 	}
 	if o.Kind == OpSkip {
 		o.Len = r.uint()
-		return o
+		return
 	}
 	o.Counter = r.uint()
 	switch o.Kind {
@@ -401,14 +540,13 @@ func (r *reader) op() Op {
 		n := r.count(1)
 		if n%2 != 0 {
 			r.fail("odd drop list")
-			return o
+			return
 		}
 		o.Drop = make([]ID, n/2)
 		for i := range o.Drop {
 			o.Drop[i] = r.id()
 		}
 	}
-	return o
 }
 
 // DecodeUpdate decodes an update and checks each op on its own (ids,
@@ -418,20 +556,20 @@ func (r *reader) op() Op {
 // rest of the checks.
 func DecodeUpdate(b []byte) (*Update, error) {
 	r := newReader(b)
+	defer r.release()
 	r.arr(3, 3)
 	r.header(updateMagic)
 	n := r.count(5)
 	u := &Update{Ops: make([]Op, 0, n)}
 	for i := 0; i < n && r.err == nil; i++ {
-		u.Ops = append(u.Ops, r.op())
+		u.Ops = u.Ops[:i+1]
+		r.opInto(&u.Ops[i])
 	}
 	if err := r.end(); err != nil {
 		return nil, err
 	}
-	for i := range u.Ops {
-		if err := u.Ops[i].check(); err != nil {
-			return nil, err
-		}
+	if err := checkOps(u); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
