@@ -206,6 +206,11 @@ func (s *canvasSession) load(ctx context.Context, user uuid.UUID) {
 	s.mgr.node.log.Info("canvas loaded", "canvas_id", s.id, "ops", len(updates), "snapshot", snap != nil, "took", time.Since(start))
 }
 
+// maxPending bounds the operations a document may hold for dependencies
+// that have not arrived (an op naming an element nobody created waits
+// forever), so that clients cannot fill a node's memory with them.
+const maxPending = 10000
+
 // serverReplica is the replica id of the documents a node holds: they only
 // merge what clients made and never edit, so it never takes a sequence
 // number and cannot collide with a client's.
@@ -397,6 +402,11 @@ func (s *canvasSession) submit(ctx context.Context, user uuid.UUID, client strin
 		if uint64(op.ID.Replica) != replica {
 			return domain.Errorf(domain.EForbidden, "An update may hold only the operations of your replica (%d).", replica)
 		}
+		if op.Kind == crdt.OpCollect {
+			// A collect drops what it lists on every replica; only the
+			// document's owner may collect, and clients never do.
+			return domain.Errorf(domain.EForbidden, "Clients may not send collect operations.")
+		}
 		if last != 0 && op.ID.Seq != last+1 {
 			return domain.Errorf(domain.EInvalid, "The operations of an update must take consecutive sequence numbers.")
 		}
@@ -415,6 +425,11 @@ func (s *canvasSession) submit(ctx context.Context, user uuid.UUID, client strin
 	if owner, ok := s.owners[replica]; ok && owner != user {
 		s.mu.Unlock()
 		return domain.Errorf(domain.EConflict, "Replica %d belongs to another user.", replica)
+	}
+	if s.doc.Pending() > maxPending {
+		s.mu.Unlock()
+		s.mgr.node.log.Error("canvas holds too many pending operations", "canvas_id", s.id, "pending", s.doc.Pending())
+		return domain.Errorf(domain.EUnavailable, "The canvas holds too many operations waiting for others; try again later.")
 	}
 	have := s.doc.Version()[crdt.ReplicaID(replica)]
 	if last <= have {

@@ -162,6 +162,10 @@ func TestCanvasBadUpdates(t *testing.T) {
 		_, err := ea.conn.Request(ctx, &realtime.Frame{Type: realtime.TypeCanvas, Channel: ea.ch, Update: test.update})
 		assert.Equal(t, test.want, code(t, err), test.name)
 	}
+	collect, err := ea.doc.Collect(ea.doc.Version())
+	require.NoError(t, err)
+	_, err = ea.conn.Request(ctx, &realtime.Frame{Type: realtime.TypeCanvas, Channel: ea.ch, Update: collect})
+	assert.Equal(t, domain.EForbidden, code(t, err), "clients may not collect")
 	require.NoError(t, ea.send(u1, nil))
 	require.NoError(t, ea.send(u1, nil), "a resend is acknowledged")
 	require.NoError(t, ea.send(u2, nil))
