@@ -103,6 +103,7 @@ func TestScenarios(t *testing.T) {
 	t.Run("fanout", func(t *testing.T) {
 		cfg := base("fanout")
 		cfg.Subscribers, cfg.Rate = 20, 150 // two publisher connections
+		cfg.SourceIPs = []string{"127.0.0.1", "127.0.0.2"}
 		sum, err := loadtest.Run(ctx, cfg)
 		require.NoError(t, err)
 		assert.Equal(t, int64(0), sum.Errors.Total, "%+v", sum.Errors)
@@ -113,6 +114,8 @@ func TestScenarios(t *testing.T) {
 		require.NotNil(t, sum.Latency)
 		assert.Positive(t, sum.Latency.P99)
 		assert.Positive(t, sum.DeliveriesPerSec)
+		require.NotNil(t, sum.CPU)
+		assert.Positive(t, sum.CPU.ServerPerMessage)
 	})
 
 	t.Run("idle", func(t *testing.T) {

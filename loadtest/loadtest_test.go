@@ -169,7 +169,7 @@ func TestStatsMerge(t *testing.T) {
 	assert.Equal(t, 3*time.Millisecond, total.Latency.Max())
 	assert.Equal(t, uint64(1), total.AckLatency.Count())
 
-	sum := summarize(total, 10)
+	sum := summarize(total, 10, 9)
 	assert.Equal(t, 15.0, sum.SentPerSec)
 	assert.Equal(t, 135.0, sum.DeliveriesPerSec)
 	assert.Equal(t, int64(13), sum.Errors.Total, "errors and missing deliveries")

@@ -320,7 +320,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		w.close()
 	}
 
-	sum := summarize(total, cfg.Duration.Seconds())
+	sum := summarize(total, cfg.Duration.Seconds(), wall.Seconds())
 	sum.Scenario, sum.URL, sum.Started, sum.Procs = cfg.Scenario, cfg.URL, windowStart.UTC(), len(plans)
 	sum.Params = params(&cfg, users)
 	sum.Server = usage

@@ -193,7 +193,7 @@ type Summary struct {
 	SentPerSec       float64      `json:"sent_per_s"`
 	AckedPerSec      float64      `json:"acked_per_s"`
 	Deliveries       int64        `json:"deliveries"`
-	DeliveriesPerSec float64      `json:"deliveries_per_s"`
+	DeliveriesPerSec float64      `json:"deliveries_per_s"` // over the window and the drain
 	Expected         int64        `json:"expected_deliveries,omitempty"`
 	Latency          *Percentiles `json:"latency_ms,omitempty"`
 	AckLatency       *Percentiles `json:"ack_latency_ms,omitempty"`
@@ -239,18 +239,21 @@ type ErrorSummary struct {
 	Unmatched   int64            `json:"unmatched,omitempty"`
 }
 
-// summarize turns merged stats into a summary over a window of secs.
-func summarize(s *Stats, secs float64) *Summary {
-	rate := func(n int64) float64 {
+// summarize turns merged stats into a summary: sends over the window of
+// secs, deliveries over wall seconds (the window and the drain: under
+// overload, deliveries go on after the last send).
+func summarize(s *Stats, secs, wall float64) *Summary {
+	per := func(n int64, secs float64) float64 {
 		if secs <= 0 {
 			return 0
 		}
 		return math.Round(float64(n)/secs*10) / 10
 	}
+	rate := func(n int64) float64 { return per(n, secs) }
 	return &Summary{
 		Seconds: math.Round(secs*1000) / 1000, Connections: s.Conns,
 		Sent: s.Sent, Acked: s.Acked, SentPerSec: rate(s.Sent), AckedPerSec: rate(s.Acked),
-		Deliveries: s.Deliveries, DeliveriesPerSec: rate(s.Deliveries),
+		Deliveries: s.Deliveries, DeliveriesPerSec: per(s.Deliveries, max(wall, secs)),
 		Latency: s.Latency.Percentiles(), AckLatency: s.AckLatency.Percentiles(),
 		Errors: ErrorSummary{
 			Total: s.Errors() + s.Missing, Dial: s.DialErrors, ErrReplies: s.ErrReplies, Disconnects: s.Disconnects,
