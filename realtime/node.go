@@ -134,6 +134,9 @@ type Node struct {
 	perUser map[uuid.UUID]int
 	closing bool
 
+	pmu    sync.Mutex
+	pdirty map[*Client]struct{} // clients with presence changes to send or store
+
 	nextClient atomic.Uint64
 	done       chan struct{}
 	stopOnce   sync.Once
@@ -150,7 +153,7 @@ func NewNode(cfg Config, auth Authenticator, broker Broker, presence Presence, m
 	return &Node{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeID), auth: auth, broker: broker, presence: presence,
 		namespaces: map[string]Namespace{}, hub: newHub(), metrics: metrics,
-		clients: map[*Client]struct{}{}, perUser: map[uuid.UUID]int{},
+		clients: map[*Client]struct{}{}, perUser: map[uuid.UUID]int{}, pdirty: map[*Client]struct{}{},
 		done: make(chan struct{}),
 	}
 }
@@ -230,7 +233,13 @@ func (n *Node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(n.cfg.MaxMessageBytes)
 	c := newClient(n, conn, r)
-	c.serve(context.WithoutCancel(r.Context()))
+	// The connection is served on a goroutine of its own, so that neither
+	// the request nor the handler's deep stack stays alive with it.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		c.serve(context.Background())
+	}()
 }
 
 // addClient counts a connected client; it returns a close code if the node
@@ -297,8 +306,14 @@ func (n *Node) tick(ctx context.Context) {
 				c.checkExpiry(now)
 			}
 		case <-presence.C:
-			for _, c := range n.snapshotClients() {
-				c.flushPresence(ctx)
+			n.pmu.Lock()
+			dirty := n.pdirty
+			n.pdirty = map[*Client]struct{}{}
+			n.pmu.Unlock()
+			for c := range dirty {
+				if c.flushPresence(ctx) {
+					n.presenceChanged(c)
+				}
 			}
 		case <-refresh.C:
 			for _, c := range n.snapshotClients() {
@@ -306,6 +321,13 @@ func (n *Node) tick(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// presenceChanged marks c as having presence to flush on the next tick.
+func (n *Node) presenceChanged(c *Client) {
+	n.pmu.Lock()
+	n.pdirty[c] = struct{}{}
+	n.pmu.Unlock()
 }
 
 // HandlePublication sends a publication to the local subscribers of ch.
@@ -345,6 +367,10 @@ func (n *Node) deliver(s *subscription, epoch string, pub *Publication, encode f
 		return
 	case pub.Offset <= s.offset:
 		return // sent already (by the replay)
+	case s.canvas && pub.Client == s.client.id:
+		// The author of a canvas update has it already (and got its ok).
+		s.offset = pub.Offset
+		return
 	case s.offset != 0 && pub.Offset != s.offset+1:
 		n.resetSub(s, fmt.Sprintf("missed offsets %d to %d", s.offset+1, pub.Offset-1))
 		return

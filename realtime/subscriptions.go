@@ -246,6 +246,9 @@ func (c *Client) presenceCmd(ctx context.Context, f *Frame) error {
 	ps.dirty = joined
 	ps.unstored = joined
 	c.mu.Unlock()
+	if joined {
+		c.node.presenceChanged(c)
+	}
 	if !joined {
 		info := PresenceInfo{Client: c.id, User: c.user.String(), State: f.State}
 		if err := c.node.presence.SetPresence(ctx, f.Channel, info, c.node.cfg.PresenceTTL); err != nil {
@@ -279,8 +282,9 @@ func (c *Client) broadcastPresence(ctx context.Context, ch, typ string, state ms
 }
 
 // flushPresence sends the coalesced presence states that changed, at most
-// one per presence interval per channel.
-func (c *Client) flushPresence(ctx context.Context) {
+// one per presence interval per channel, and reports whether something is
+// still waiting (to be sent or stored).
+func (c *Client) flushPresence(ctx context.Context) (more bool) {
 	type out struct {
 		ch        string
 		state     msgpack.RawMessage
@@ -305,6 +309,7 @@ func (c *Client) flushPresence(ctx context.Context) {
 			o.broadcast = send
 			todo = append(todo, o)
 		}
+		more = more || ps.dirty || ps.unstored
 	}
 	c.mu.Unlock()
 	for _, o := range todo {
@@ -318,6 +323,7 @@ func (c *Client) flushPresence(ctx context.Context) {
 			}
 		}
 	}
+	return more
 }
 
 // refreshPresence renews the client's presence entries before they expire.
