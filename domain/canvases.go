@@ -2,6 +2,9 @@ package domain
 
 import (
 	"context"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -310,22 +313,90 @@ func (s *Service) AppendCanvasUpdates(ctx context.Context, canvasID uuid.UUID, u
 		}
 		return authorize(role, ActCanvasWrite, "Canvas")
 	}
-	for _, a := range actors[1:] {
+	// An editor's right to write is checked at most once per
+	// canvasWriterTTL, and a replica claimed once stays claimed, so a busy
+	// canvas's batches cost one statement each, not one per writer.
+	var check []uuid.UUID
+	for _, a := range actors {
+		if !s.writers.fresh(canvasWriter{canvasID, a}, now) {
+			check = append(check, a)
+		}
+	}
+	var unclaimed []claim
+	for _, c := range claims {
+		if _, ok := s.claims.Load(canvasClaim{canvasID, c.replica, c.actor}); !ok {
+			unclaimed = append(unclaimed, c)
+		}
+	}
+	for _, a := range check {
+		if a == actors[0] {
+			continue // checked inside the write's own transaction
+		}
 		if err := s.store.InTx(ctx, a, func(tx Tx) error { return mayWrite(tx, a) }); err != nil {
 			return err
 		}
 	}
-	return s.store.InTx(ctx, actors[0], func(tx Tx) error {
-		if err := mayWrite(tx, actors[0]); err != nil {
-			return err
+	err := s.store.InTx(ctx, actors[0], func(tx Tx) error {
+		if slices.Contains(check, actors[0]) {
+			if err := mayWrite(tx, actors[0]); err != nil {
+				return err
+			}
 		}
-		for _, c := range claims {
+		for _, c := range unclaimed {
 			if err := tx.ClaimCanvasReplica(ctx, canvasID, c.replica, c.actor); err != nil {
 				return err
 			}
 		}
 		return tx.AppendCanvasUpdates(ctx, entries)
 	})
+	if err != nil {
+		return err
+	}
+	for _, a := range check {
+		s.writers.put(canvasWriter{canvasID, a}, now.Add(canvasWriterTTL))
+	}
+	for _, c := range unclaimed {
+		s.claims.Store(canvasClaim{canvasID, c.replica, c.actor}, struct{}{})
+	}
+	return nil
+}
+
+// canvasWriterTTL is how long a checked right to write a canvas is trusted
+// by AppendCanvasUpdates: a role taken away stops a live session's writes
+// within this time.
+const canvasWriterTTL = 10 * time.Second
+
+type canvasWriter struct{ canvas, actor uuid.UUID }
+
+type canvasClaim struct {
+	canvas  uuid.UUID
+	replica uint64
+	actor   uuid.UUID
+}
+
+// expiringSet remembers keys until a deadline. It is safe for concurrent use.
+type expiringSet[K comparable] struct {
+	mu sync.Mutex
+	m  map[K]time.Time
+}
+
+func (e *expiringSet[K]) fresh(k K, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	until, ok := e.m[k]
+	return ok && now.Before(until)
+}
+
+func (e *expiringSet[K]) put(k K, until time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = map[K]time.Time{}
+	}
+	if len(e.m) > 100000 { // forget everything rather than grow without bound
+		clear(e.m)
+	}
+	e.m[k] = until
 }
 
 // ClaimCanvasReplica reserves a replica id of a canvas for the actor, who

@@ -556,3 +556,22 @@ func TestCanvasLoadAndSnapshotExclude(t *testing.T) {
 		assert.True(t, waited, "the save waited for the load")
 	})
 }
+
+// TestCanvasWriterRecheck: a demoted editor's writes stop within
+// canvasWriterTTL (10 s); until then the checked right is trusted, so a busy
+// canvas's batches do not re-read every writer's role.
+func TestCanvasWriterRecheck(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		tm := newCanvasTeam(t, f)
+		c := tm.canvas(t, f, "Board")
+		ed := tm.editor
+		require.NoError(t, f.svc.AppendCanvasUpdates(ctx, c.ID, []*domain.CanvasUpdate{entry(c, ed, 10, 1, 1)}))
+		_, err := f.svc.ChangeWorkspaceMemberRole(ctx, tm.owner.UserID, tm.ws.ID, ed.UserID, "viewer")
+		require.NoError(t, err)
+		require.NoError(t, f.svc.AppendCanvasUpdates(ctx, c.ID, []*domain.CanvasUpdate{entry(c, ed, 10, 2, 2)}),
+			"within the trust window")
+		f.clock.Add(11 * time.Second)
+		err = f.svc.AppendCanvasUpdates(ctx, c.ID, []*domain.CanvasUpdate{entry(c, ed, 10, 3, 3)})
+		code(t, domain.EForbidden, err)
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +38,10 @@ type Service struct {
 	// outboxWake has a value when events were committed since the relay
 	// last looked.
 	outboxWake chan struct{}
+	// writers and claims spare AppendCanvasUpdates repeated checks (see
+	// canvasWriterTTL).
+	writers expiringSet[canvasWriter]
+	claims  sync.Map // canvasClaim -> struct{}
 }
 
 // NewService returns a Service over store.
