@@ -47,6 +47,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -67,6 +68,10 @@ var _ domain.Store = (*Store)(nil)
 // New returns a store using pool. The caller keeps ownership of the pool.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// DefaultMaxConns is the pool size Open uses unless the URL sets
+// pool_max_conns.
+const DefaultMaxConns = 16
+
 // Open connects a pool to the database at url (a postgres:// URL or a
 // key=value connection string; pool_max_conns and friends are honoured) and
 // checks that the server answers.
@@ -78,6 +83,11 @@ func Open(ctx context.Context, url string) (_ *pgxpool.Pool, err error) {
 	}
 	if cfg.ConnConfig.RuntimeParams["application_name"] == "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "tone"
+	}
+	if !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < DefaultMaxConns {
+		// pgx's default (the number of CPUs, at least 4) starves the
+		// canvas sessions' concurrent group commits; see docs/operations.md.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
