@@ -173,6 +173,11 @@ func (t *Text) DiffSince(v VersionVector) []TextOp {
 	}
 	var pieces []piece
 	dels := map[ID][]TextSpan{}
+	for d, spans := range t.extra {
+		if !v.Contains(d) {
+			dels[d] = append(dels[d], spans...)
+		}
+	}
 	t.each(func(it *textItem) bool {
 		if it.del != (ID{}) && it.del != textCollected && !v.Contains(it.del) {
 			dels[it.del] = append(dels[it.del], TextSpan{it.id, uint64(it.n)})
@@ -236,13 +241,7 @@ func (t *Text) DiffSince(v VersionVector) []TextOp {
 	t.deleteSeqs(func(r ReplicaID, start, end uint64) {
 		for s := max(start, v[r]+1); s < end; s++ {
 			id := ID{r, s}
-			spans := dels[id]
-			slices.SortFunc(spans, func(a, b TextSpan) int { return textCmpID(a.Start, b.Start) })
-			var merged []TextSpan
-			for _, sp := range spans {
-				merged = textAddSpan(merged, sp.Start, sp.Len)
-			}
-			ops = append(ops, TextOp{Kind: TextDelete, ID: id, Spans: merged})
+			ops = append(ops, TextOp{Kind: TextDelete, ID: id, Spans: textNormSpans(dels[id])})
 		}
 	})
 	// Inserts and deletes of each replica in seq order: the order they were
@@ -268,14 +267,30 @@ func (t *Text) pendingOps() []TextOp {
 }
 
 // Collect drops what no replica needs any more: the content of characters
-// whose delete is covered by horizon, which should be what every replica of
-// the text has seen (the entry-wise [Min] of their version vectors). The
+// deleted by a delete covered by horizon, which should be what every replica
+// of the text has seen (the entry-wise [Min] of their version vectors). The
 // tombstones themselves stay, as short runs without content, because
 // concurrent inserts may still be placed relative to them. After Collect,
 // [Text.Invert] cannot undo those deletes (TextErrCollected) and
 // [Text.DiffSince] sends their characters as placeholders.
+//
+// Which characters are collected depends only on the deletes in horizon (a
+// character is collected if any of them deleted it), never on which other
+// deletes arrived before, so replicas that applied every op in horizon and
+// collect at the same horizons end alike.
 func (t *Text) Collect(horizon VersionVector) {
 	t.init()
+	// Characters a delete in the horizon removed that are attributed to a
+	// delete outside it.
+	for d, spans := range t.extra {
+		if !horizon.Contains(d) {
+			continue
+		}
+		for _, s := range spans {
+			t.markCollected(s)
+		}
+		delete(t.extra, d)
+	}
 	items := make([]textItem, 0, t.root.tot/4+1)
 	runes := make([]rune, 0, t.root.vis)
 	t.each(func(it *textItem) bool {
@@ -299,6 +314,57 @@ func (t *Text) Collect(horizon VersionVector) {
 	})
 	t.runes = runes
 	t.build(items, nil)
+	// The other deletes of collected characters are forgotten, as if they
+	// had arrived after the collection.
+	for d, spans := range t.extra {
+		var keep []TextSpan
+		for _, s := range spans {
+			t.eachPiece(s, func(it *textItem, start ID, n int) {
+				if it.del != textCollected {
+					keep = textAddSpan(keep, start, uint64(n))
+				}
+			})
+		}
+		if len(keep) == 0 {
+			delete(t.extra, d)
+		} else {
+			t.extra[d] = keep
+		}
+	}
+}
+
+// markCollected marks the tombstones of span s collected; Collect drops
+// their content.
+func (t *Text) markCollected(s TextSpan) {
+	id, left := s.Start, s.Len
+	for left > 0 {
+		p, off, _ := t.findID(id)
+		k := min(uint64(p.item().n-off), left)
+		if d := p.item().del; d != textCollected && d != (ID{}) {
+			if off > 0 {
+				p = t.split(p, off)
+			}
+			if uint64(p.item().n) > k {
+				p = t.split(p, int(k)).before()
+			}
+			p.item().del = textCollected
+		}
+		id.Seq += k
+		left -= k
+	}
+}
+
+// eachPiece calls fn for each stored item piece of span s, whose characters
+// must all be present.
+func (t *Text) eachPiece(s TextSpan, fn func(it *textItem, start ID, n int)) {
+	id, left := s.Start, s.Len
+	for left > 0 {
+		p, off, _ := t.findID(id)
+		k := min(uint64(p.item().n-off), left)
+		fn(p.item(), id, int(k))
+		id.Seq += k
+		left -= k
+	}
 }
 
 // Invert undoes op, an operation this text has applied (typically a local
