@@ -100,6 +100,10 @@ func (d *Doc) validate(u *Update) error {
 			if err := d.checkProps(o, typeOf(o.Elem)); err != nil {
 				return err
 			}
+		case OpTextInsert, OpTextDelete:
+			if err := d.checkTextOp(o, typeOf(o.Elem)); err != nil {
+				return err
+			}
 		}
 		if o.Kind == OpCreate || o.Kind == OpMove {
 			if t := typeOf(o.Parent); t != nil && !t.container {
@@ -132,7 +136,8 @@ func (d *Doc) checkProps(o *Op, t *typeInfo) error {
 func (d *Doc) covered(o *Op) bool { return o.last() <= d.vv[o.ID.Replica] }
 
 // missing returns a dependency of o that has not been applied yet: the
-// previous sequence number of its replica, or an element it names.
+// previous sequence number of its replica, an element it names, or a
+// character a text op names.
 func (d *Doc) missing(o *Op) (ID, bool) {
 	if o.ID.Seq > 1 && d.vv[o.ID.Replica] < o.ID.Seq-1 {
 		return ID{Replica: o.ID.Replica, Seq: o.ID.Seq - 1}, true
@@ -142,6 +147,11 @@ func (d *Doc) missing(o *Op) (ID, bool) {
 		if !d.vv.Contains(o.Elem) {
 			return o.Elem, true
 		}
+	case OpTextInsert, OpTextDelete:
+		if !d.vv.Contains(o.Elem) {
+			return o.Elem, true
+		}
+		return d.textDeps(o)
 	case OpCollect:
 		for _, r := range sortedReplicas(o.Horizon) {
 			if id := (ID{Replica: r, Seq: o.Horizon[r]}); !d.vv.Contains(id) {
@@ -196,6 +206,7 @@ func (d *Doc) receive(o *Op) {
 func (d *Doc) hold(o *Op, dep ID) {
 	c := *o
 	c.Props, c.Drop, c.Horizon = slices.Clone(o.Props), slices.Clone(o.Drop), o.Horizon.Clone()
+	c.Text.Spans = slices.Clone(o.Text.Spans)
 	d.pending[c.ID] = &c
 	d.waiting[dep.Replica] = append(d.waiting[dep.Replica], waiter{seq: dep.Seq, op: &c})
 }
@@ -256,6 +267,8 @@ func (d *Doc) applyOp(o *Op) {
 		d.insertMove(&moveRec{id: o.ID, counter: o.Counter, elem: o.Elem, parent: o.Parent, key: o.Key})
 	case OpCollect:
 		d.applyCollect(o)
+	case OpTextInsert, OpTextDelete:
+		d.applyText(o)
 	case OpSkip:
 	}
 }

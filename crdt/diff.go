@@ -9,8 +9,9 @@ import (
 // that replica everything this one has applied. It is built from the current
 // state: for each register only the winning write is sent, and the sequence
 // numbers of writes that lost are covered by OpSkip runs, so the receiver's
-// version vector still advances past them. Pending operations are not
-// included.
+// version vector still advances past them. Text properties send the
+// characters and deletes v lacks (see [Text.DiffSince]). Pending operations
+// are not included.
 //
 // It returns [ErrSnapshotRequired] if v does not cover this document's
 // collection horizon.
@@ -52,6 +53,7 @@ func (d *Doc) diff(v VersionVector) (*Update, error) {
 			sets[j].Props = append(sets[j].Props, Prop{Key: d.schema.propNames[p.key], Value: p.value()})
 		}
 		ops = append(ops, sets...)
+		ops = d.textDiff(ops, e, v)
 		for _, m := range e.del {
 			if !v.Contains(m.id) {
 				kind := OpRestore
