@@ -83,8 +83,8 @@ func TestDocTextBasics(t *testing.T) {
 		{TextErrPosition, func() ([]byte, error) { return d.DeleteText(note, "content", 10, 2) }},
 		{TextErrPosition, func() ([]byte, error) { return d.DeleteText(note, "content", 0, 0) }},
 		{TextErrPosition, func() ([]byte, error) { return d.DeleteText(rect, "content", 0, 1) }},
-		{ErrInvalid, func() ([]byte, error) { return d.InsertText(note, "content", 0, strings.Repeat("x", 100000)) }},
-		{ErrInvalid, func() ([]byte, error) { return d.ReplaceText(note, "content", strings.Repeat("x", 100001)) }},
+		{ErrInvalid, func() ([]byte, error) { return d.InsertText(note, "content", 0, strings.Repeat("x", 1<<20)) }},
+		{ErrInvalid, func() ([]byte, error) { return d.ReplaceText(note, "content", strings.Repeat("x", 1<<20+1)) }},
 	} {
 		_, err := c.edit()
 		assert.ErrorIs(t, err, c.err)

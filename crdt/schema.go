@@ -263,7 +263,7 @@ func buildDefaultSchema() *Schema {
 		"strokeWidth": {Kind: KindNumber, Min: 0, Max: 100},
 		"strokeStyle": {Kind: KindString, Enum: []string{"solid", "dashed", "dotted"}},
 		"text":        {Kind: KindString, MaxLen: 100000},
-		"content":     {Kind: KindText, MaxLen: 100000},
+		"content":     {Kind: KindText, MaxLen: 1 << 20},
 		"fontSize":    {Kind: KindNumber, Min: 1, Max: 1000},
 		"fontFamily":  {Kind: KindString, MaxLen: 100},
 		"align":       {Kind: KindString, Enum: []string{"left", "center", "right"}},
