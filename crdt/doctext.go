@@ -214,11 +214,18 @@ func (d *Doc) emitText(ed *edit, e *element, k uint16, t *Text, op TextOp) {
 		e.texts = slices.Insert(e.texts, i, textProp{key: k, t: t})
 	}
 	name := d.schema.propNames[k]
-	for _, c := range textSplitInsert(op) {
+	add := func(c TextOp) {
 		o := textDocOp(e.id, name, c)
 		d.vv[d.replica] = o.last()
 		ed.ops = append(ed.ops, o)
 		ed.steps = append(ed.steps, undoStep{kind: o.Kind, elem: e.id, textKey: k, text: c, expect: o.ID})
+	}
+	if op.Kind == TextDelete || op.runes() <= maxTextInsert {
+		add(op)
+		return
+	}
+	for _, c := range textSplitInsert(op) {
+		add(c)
 	}
 }
 

@@ -12,21 +12,32 @@ import (
 
 // docTextReplay replays a sequential trace through Doc.InsertText and
 // Doc.DeleteText into the content of one sticky note, and returns the
-// document, the note and every update it produced.
-func docTextReplay(tb testing.TB, tr *textTrace) (*Doc, ID, [][]byte) {
+// document, the note, and every update it produced (if keep) or their
+// total size.
+func docTextReplay(tb testing.TB, tr *textTrace, keep bool) (*Doc, ID, [][]byte, int) {
 	tb.Helper()
 	d := NewDoc(1, nil)
+	var updates [][]byte
+	if keep {
+		updates = make([][]byte, 0, 2*len(tr.Txns)+2)
+	}
+	size := 0
+	send := func(u []byte) {
+		size += len(u)
+		if keep {
+			updates = append(updates, u)
+		}
+	}
 	note, u, err := d.Create("sticky", Root, "", Props{"x": Number(0), "y": Number(0)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	updates := make([][]byte, 0, 2*len(tr.Txns)+2)
-	updates = append(updates, u)
+	send(u)
 	if tr.StartContent != "" {
 		if u, err = d.InsertText(note, "content", 0, tr.StartContent); err != nil {
 			tb.Fatal(err)
 		}
-		updates = append(updates, u)
+		send(u)
 	}
 	for i := range tr.Txns {
 		for _, p := range tr.Txns[i].Patches {
@@ -34,17 +45,17 @@ func docTextReplay(tb testing.TB, tr *textTrace) (*Doc, ID, [][]byte) {
 				if u, err = d.DeleteText(note, "content", p.Pos, p.Del); err != nil {
 					tb.Fatalf("txn %d: %v", i, err)
 				}
-				updates = append(updates, u)
+				send(u)
 			}
 			if p.Ins != "" {
 				if u, err = d.InsertText(note, "content", p.Pos, p.Ins); err != nil {
 					tb.Fatalf("txn %d: %v", i, err)
 				}
-				updates = append(updates, u)
+				send(u)
 			}
 		}
 	}
-	return d, note, updates
+	return d, note, updates, size
 }
 
 // BenchmarkDocTextAutomergePaperReplay types the 259,778 edits of
@@ -57,26 +68,20 @@ func BenchmarkDocTextAutomergePaperReplay(b *testing.B) {
 	tr := textLoadTrace(b, "automerge-paper")
 	var d *Doc
 	var note ID
-	var updates [][]byte
 	var heap uint64
 	total := 0
 	cpu := &textCPUMeter{tb: b}
 	b.StopTimer()
 	for range b.N {
-		d, updates = nil, nil
+		d = nil
 		runtime.GC()
 		var before runtime.MemStats
 		runtime.ReadMemStats(&before)
 		b.StartTimer()
 		cpu.begin()
-		d, note, updates = docTextReplay(b, tr)
+		d, note, _, total = docTextReplay(b, tr, false) // updates are sent, not kept
 		cpu.end()
 		b.StopTimer()
-		total = 0
-		for _, u := range updates {
-			total += len(u)
-		}
-		updates = nil // the caller sends them; they are not the document's
 		runtime.GC()
 		var after runtime.MemStats
 		runtime.ReadMemStats(&after)
@@ -103,7 +108,7 @@ func BenchmarkDocTextAutomergePaperReplay(b *testing.B) {
 // them (decoding included).
 func BenchmarkDocTextAutomergePaperApply(b *testing.B) {
 	tr := textLoadTrace(b, "automerge-paper")
-	_, note, updates := docTextReplay(b, tr)
+	_, note, updates, _ := docTextReplay(b, tr, true)
 	cpu := &textCPUMeter{tb: b}
 	var d *Doc
 	b.ResetTimer()
@@ -132,7 +137,7 @@ func BenchmarkDocTextAutomergePaperLoad(b *testing.B) {
 		collect bool
 	}{{"raw", false}, {"collected", true}} {
 		b.Run(c.name, func(b *testing.B) {
-			d, _, _ := docTextReplay(b, textLoadTrace(b, "automerge-paper"))
+			d, _, _, _ := docTextReplay(b, textLoadTrace(b, "automerge-paper"), false)
 			if c.collect {
 				if _, err := d.Collect(d.Version()); err != nil {
 					b.Fatal(err)
@@ -161,7 +166,7 @@ func TestDocTextAutomergePaper(t *testing.T) {
 		t.Skip("the whole trace through the document; runs without -short")
 	}
 	tr := textLoadTrace(t, "automerge-paper")
-	d, note, updates := docTextReplay(t, tr)
+	d, note, updates, _ := docTextReplay(t, tr, true)
 	if d.Text(note, "content") != tr.EndContent {
 		t.Fatal("wrong content")
 	}

@@ -169,18 +169,27 @@ func (w *writer) op(o *Op) {
 	}
 }
 
+// writers reuses the writers of small updates: a local edit encodes one
+// per keystroke.
+var writers = sync.Pool{New: func() any { return newWriter() }}
+
 // Encode returns the update's canonical msgpack encoding:
 // ["TCU", 1, [op, ...]]. Encode panics if an op has an unknown kind or a
 // value of kind [KindText]; updates made by this package never do.
 func (u *Update) Encode() []byte {
-	w := newWriter()
+	w := writers.Get().(*writer)
+	w.buf.Reset()
 	w.arr(3)
 	w.header(updateMagic)
 	w.arr(len(u.Ops))
 	for i := range u.Ops {
 		w.op(&u.Ops[i])
 	}
-	return bytes.Clone(w.bytes())
+	out := bytes.Clone(w.bytes())
+	if w.buf.Cap() <= 1<<16 {
+		writers.Put(w)
+	}
+	return out
 }
 
 // reader decodes msgpack with a sticky error: after the first failure every
