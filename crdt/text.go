@@ -27,7 +27,7 @@ import (
 // Characters typed in one go by one replica form one run (textItem); runs
 // live in a B+ tree counted by visible length, so positions are found in
 // logarithmic time, and an index maps id ranges (not characters) to tree
-// leaves. See docs/crdt-text.md for the design and the encodings.
+// leaves. See docs/crdt.md for the design and the encodings.
 //
 // # Operations and causality
 //

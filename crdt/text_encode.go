@@ -11,7 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Encodings (docs/crdt-text.md describes them field by field).
+// Encodings (docs/crdt.md describes them field by field).
 //
 // A TextOp is a msgpack array:
 //
