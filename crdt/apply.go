@@ -173,7 +173,18 @@ func (d *Doc) missing(o *Op) (ID, bool) {
 // receive applies o, or holds a copy of it pending until its dependencies
 // are applied, then applies whatever pending operations that unblocks.
 func (d *Doc) receive(o *Op) {
-	if d.covered(o) || len(d.pending) > 0 && d.pending[o.ID] != nil {
+	if d.covered(o) {
+		return
+	}
+	if p := d.pending[o.ID]; p != nil {
+		// The same op again, or one that starts with the same id and takes
+		// more sequence numbers: DiffSince sends a replica's consecutive
+		// text inserts typed as one run as one insert. That one holds the
+		// same characters and more, with the same dependencies, so it
+		// replaces the pending one (in place: the waiters point at it).
+		if o.last() > p.last() {
+			*p = cloneOp(o)
+		}
 		return
 	}
 	if dep, ok := d.missing(o); ok {
@@ -204,11 +215,18 @@ func (d *Doc) receive(o *Op) {
 
 // hold keeps a copy of o pending until dep is applied.
 func (d *Doc) hold(o *Op, dep ID) {
+	c := cloneOp(o)
+	d.pending[c.ID] = &c
+	d.waiting[dep.Replica] = append(d.waiting[dep.Replica], waiter{seq: dep.Seq, op: &c})
+}
+
+// cloneOp copies o and the slices and maps it holds, which may belong to
+// the caller's update.
+func cloneOp(o *Op) Op {
 	c := *o
 	c.Props, c.Drop, c.Horizon = slices.Clone(o.Props), slices.Clone(o.Drop), o.Horizon.Clone()
 	c.Text.Spans = slices.Clone(o.Text.Spans)
-	d.pending[c.ID] = &c
-	d.waiting[dep.Replica] = append(d.waiting[dep.Replica], waiter{seq: dep.Seq, op: &c})
+	return c
 }
 
 // wake moves the pending ops waiting on replica r that its version now

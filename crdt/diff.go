@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"cmp"
 	"slices"
 )
 
@@ -123,8 +124,12 @@ func (d *Doc) Merge(o *Doc) error {
 // MergeUpdates merges encoded updates into one, in canonical order (by op
 // id), with operations that appear in more than one update kept once.
 // Applying the result equals applying every input. Ops with the same id are
-// assumed identical, as they are when made by this package; the first is
-// kept. It returns the first decoding error (wrapping [ErrInvalid]).
+// assumed to be the same op, as they are when made by this package, except
+// that a text insert from [Doc.DiffSince] may continue past the insert of
+// the same id as typed (consecutive inserts merged into one run): of ops
+// with one id the one that takes the most sequence numbers is kept, and of
+// those the first. It returns the first decoding error (wrapping
+// [ErrInvalid]).
 func MergeUpdates(updates ...[]byte) ([]byte, error) {
 	var ops []Op
 	for _, b := range updates {
@@ -134,7 +139,12 @@ func MergeUpdates(updates ...[]byte) ([]byte, error) {
 		}
 		ops = append(ops, u.Ops...)
 	}
-	slices.SortStableFunc(ops, func(a, b Op) int { return cmpID(a.ID, b.ID) })
+	slices.SortStableFunc(ops, func(a, b Op) int {
+		if c := cmpID(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Span(), a.Span())
+	})
 	ops = slices.CompactFunc(ops, func(a, b Op) bool { return a.ID == b.ID })
 	return (&Update{Ops: ops}).Encode(), nil
 }

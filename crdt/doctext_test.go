@@ -552,3 +552,64 @@ func TestDocTextSnapshot(t *testing.T) {
 	_, err = Load(1, plain, other.Snapshot())
 	assert.ErrorIs(t, err, ErrInvalid)
 }
+
+// A forged insert whose origin is a character of another text (applied, so
+// the document does not wait for it) waits inside the text for good, on
+// every replica alike, and survives snapshots.
+func TestDocTextForgedOriginWaitsInText(t *testing.T) {
+	a, b := NewDoc(1, nil), NewDoc(2, nil)
+	n1, u1 := mustCreate(t, a, "sticky", Root, nil)
+	n2, u2 := mustCreate(t, a, "sticky", Root, nil)
+	t1 := typeText(t, a, n1, 0, "one")
+	t2 := typeText(t, a, n2, 0, "two")
+	forged := (&Update{Ops: []Op{{Kind: OpTextInsert, ID: ID{9, 1}, Elem: n2, TextProp: "content",
+		Text: TextOp{Kind: TextInsert, ID: ID{9, 1}, Left: ID{1, 3}, Text: "x"}}}}).Encode() // 1.3 is in n1
+	mustApply(t, a, forged)
+	mustApply(t, b, forged, t2, u2, t1, u1)
+	for _, d := range []*Doc{a, b} {
+		assert.Equal(t, "two", d.Text(n2, "content"))
+		assert.Equal(t, uint64(1), d.Version()[9])
+		assert.Equal(t, 1, d.elems[n2].text(d.schema.propIndex["content"]).Pending())
+	}
+	assert.Equal(t, a.Snapshot(), b.Snapshot())
+	c, err := Load(3, nil, a.Snapshot())
+	require.NoError(t, err)
+	assert.Equal(t, a.Snapshot(), c.Snapshot())
+}
+
+// DiffSince sends a replica's keystrokes typed as one run as one insert,
+// which starts with the id of the first keystroke and takes more sequence
+// numbers. A replica that holds that first keystroke pending must take the
+// longer insert instead of dropping it as a duplicate, and MergeUpdates
+// must keep the longer one. (Found by the full convergence run: the dropped
+// sequence numbers blocked every later op of the replica.)
+func TestDocTextLongerInsertReplacesPending(t *testing.T) {
+	a, b := NewDoc(1, nil), NewDoc(2, nil)
+	note, create := mustCreate(t, a, "sticky", Root, nil)
+	mustApply(t, b, create)
+	x := typeText(t, b, note, 0, "x")
+	mustApply(t, a, x)
+	keyA := typeText(t, a, note, 1, "a") // 1.2, after b's "x"
+	typeText(t, a, note, 2, "b")         // 1.3
+	c := NewDoc(3, nil)
+	mustApply(t, c, create, keyA) // "a" waits for "x"
+	require.Equal(t, 1, c.Pending())
+	diff, err := a.DiffSince(c.Version())
+	require.NoError(t, err)
+	ops := decode(t, diff).Ops
+	require.Equal(t, ID{1, 2}, ops[0].ID)
+	require.Equal(t, uint64(2), ops[0].Span(), "the two keystrokes are one insert")
+	mustApply(t, c, diff)
+	assert.Equal(t, 0, c.Pending())
+	assert.Equal(t, "xab", c.Text(note, "content"))
+	assert.Equal(t, a.Snapshot(), c.Snapshot())
+
+	merged, err := MergeUpdates(keyA, diff, keyA)
+	require.NoError(t, err)
+	ops = decode(t, merged).Ops
+	require.Equal(t, ID{1, 2}, ops[0].ID)
+	assert.Equal(t, uint64(2), ops[0].Span())
+	d := NewDoc(4, nil)
+	mustApply(t, d, create, merged)
+	assert.Equal(t, a.Snapshot(), d.Snapshot())
+}
