@@ -100,6 +100,10 @@ func (d *Doc) validate(u *Update) error {
 			if err := d.checkProps(o, typeOf(o.Elem)); err != nil {
 				return err
 			}
+		case OpTextInsert, OpTextDelete:
+			if err := d.checkTextOp(o, typeOf(o.Elem)); err != nil {
+				return err
+			}
 		}
 		if o.Kind == OpCreate || o.Kind == OpMove {
 			if t := typeOf(o.Parent); t != nil && !t.container {
@@ -132,7 +136,8 @@ func (d *Doc) checkProps(o *Op, t *typeInfo) error {
 func (d *Doc) covered(o *Op) bool { return o.last() <= d.vv[o.ID.Replica] }
 
 // missing returns a dependency of o that has not been applied yet: the
-// previous sequence number of its replica, or an element it names.
+// previous sequence number of its replica, an element it names, or a
+// character a text op names.
 func (d *Doc) missing(o *Op) (ID, bool) {
 	if o.ID.Seq > 1 && d.vv[o.ID.Replica] < o.ID.Seq-1 {
 		return ID{Replica: o.ID.Replica, Seq: o.ID.Seq - 1}, true
@@ -142,6 +147,11 @@ func (d *Doc) missing(o *Op) (ID, bool) {
 		if !d.vv.Contains(o.Elem) {
 			return o.Elem, true
 		}
+	case OpTextInsert, OpTextDelete:
+		if !d.vv.Contains(o.Elem) {
+			return o.Elem, true
+		}
+		return d.textDeps(o)
 	case OpCollect:
 		for _, r := range sortedReplicas(o.Horizon) {
 			if id := (ID{Replica: r, Seq: o.Horizon[r]}); !d.vv.Contains(id) {
@@ -163,7 +173,18 @@ func (d *Doc) missing(o *Op) (ID, bool) {
 // receive applies o, or holds a copy of it pending until its dependencies
 // are applied, then applies whatever pending operations that unblocks.
 func (d *Doc) receive(o *Op) {
-	if d.covered(o) || len(d.pending) > 0 && d.pending[o.ID] != nil {
+	if d.covered(o) {
+		return
+	}
+	if p := d.pending[o.ID]; p != nil {
+		// The same op again, or one that starts with the same id and takes
+		// more sequence numbers: DiffSince sends a replica's consecutive
+		// text inserts typed as one run as one insert. That one holds the
+		// same characters and more, with the same dependencies, so it
+		// replaces the pending one (in place: the waiters point at it).
+		if o.last() > p.last() {
+			*p = cloneOp(o)
+		}
 		return
 	}
 	if dep, ok := d.missing(o); ok {
@@ -194,10 +215,18 @@ func (d *Doc) receive(o *Op) {
 
 // hold keeps a copy of o pending until dep is applied.
 func (d *Doc) hold(o *Op, dep ID) {
-	c := *o
-	c.Props, c.Drop, c.Horizon = slices.Clone(o.Props), slices.Clone(o.Drop), o.Horizon.Clone()
+	c := cloneOp(o)
 	d.pending[c.ID] = &c
 	d.waiting[dep.Replica] = append(d.waiting[dep.Replica], waiter{seq: dep.Seq, op: &c})
+}
+
+// cloneOp copies o and the slices and maps it holds, which may belong to
+// the caller's update.
+func cloneOp(o *Op) Op {
+	c := *o
+	c.Props, c.Drop, c.Horizon = slices.Clone(o.Props), slices.Clone(o.Drop), o.Horizon.Clone()
+	c.Text.Spans = slices.Clone(o.Text.Spans)
+	return c
 }
 
 // wake moves the pending ops waiting on replica r that its version now
@@ -256,6 +285,8 @@ func (d *Doc) applyOp(o *Op) {
 		d.insertMove(&moveRec{id: o.ID, counter: o.Counter, elem: o.Elem, parent: o.Parent, key: o.Key})
 	case OpCollect:
 		d.applyCollect(o)
+	case OpTextInsert, OpTextDelete:
+		d.applyText(o)
 	case OpSkip:
 	}
 }

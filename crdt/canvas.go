@@ -24,8 +24,9 @@ type Doc struct {
 	pending  map[ID]*Op             // ops waiting for their dependencies
 	waiting  map[ReplicaID][]waiter // pending ops by the replica of a missing dependency
 
-	undo, redo []undoEntry
-	alias      map[aliasKey]ID // ops emitted by undo and redo, and the ops they stand for
+	undo, redo  []undoEntry
+	alias       map[aliasKey]ID // ops emitted by undo and redo, and the ops they stand for
+	textAliases []textAlias     // text restored by undo and redo, and the text it stands for
 }
 
 type waiter struct {
@@ -40,9 +41,10 @@ type element struct {
 	typ     *typeInfo
 	parent  ID
 	key     string
-	placed  ID        // the op that set parent and key: the create or a move
-	del     []delMark // delete and restore ops since the last collect, by stamp; the last wins
-	props   []prop    // by key index
+	placed  ID         // the op that set parent and key: the create or a move
+	del     []delMark  // delete and restore ops since the last collect, by stamp; the last wins
+	props   []prop     // by key index
+	texts   []textProp // KindText properties that text ops have touched, by key index
 }
 
 // delMark is one delete (deleted true) or restore of an element.
@@ -148,8 +150,11 @@ type ElementInfo struct {
 	// Deleted reports the element's own tombstone. An element can also be
 	// hidden by a deleted ancestor; see [Doc.Live].
 	Deleted bool
-	// Props holds the non-null properties.
+	// Props holds the non-null properties, except text.
 	Props Props
+	// Texts holds the non-empty collaborative text properties ([KindText])
+	// as plain strings, or is nil if there are none.
+	Texts map[string]string
 }
 
 // Element returns a copy of the element id, including a deleted one, and
@@ -165,11 +170,19 @@ func (d *Doc) Element(id ID) (ElementInfo, bool) {
 			info.Props[d.schema.propNames[p.key]] = p.value()
 		}
 	}
+	for _, tp := range e.texts {
+		if tp.t.Len() > 0 {
+			if info.Texts == nil {
+				info.Texts = map[string]string{}
+			}
+			info.Texts[d.schema.propNames[tp.key]] = tp.t.String()
+		}
+	}
 	return info, true
 }
 
 // Get returns one property of an element and whether it is set (not null).
-// It reads deleted elements too.
+// It reads deleted elements too. Text properties are read with [Doc.Text].
 func (d *Doc) Get(id ID, key string) (Value, bool) {
 	e := d.elems[id]
 	k, ok := d.schema.propIndex[key]

@@ -17,6 +17,8 @@ import "slices"
 //     on the base.
 //  4. Delete registers keep only the entry that won in h and the entries
 //     outside h, which decide the same winner.
+//  5. Every text property drops the content of the characters a delete in
+//     h removed (see [Text.Collect]); their tombstones stay.
 //
 // Ops that arrive later for removed elements find them absent and change
 // nothing, which is what the replicas that applied them earlier end with: an
@@ -79,6 +81,11 @@ func (d *Doc) applyCollect(o *Op) {
 		e.del = slices.DeleteFunc(e.del, func(m delMark) bool { return h.Contains(m.id) && m != win })
 		if len(e.del) == 0 {
 			e.del = nil
+		}
+	}
+	for _, e := range d.elems {
+		for _, tp := range e.texts {
+			tp.t.Collect(h)
 		}
 	}
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -11,7 +12,8 @@ import (
 
 // The convergence harness: several replicas make random edits of every kind
 // (creates, sets, deletes, restores, moves that race to form cycles,
-// reorders, undo, redo, garbage collection), and a simulated network
+// reorders, typing and deleting in text properties, undo, redo, garbage
+// collection), and a simulated network
 // delivers their updates in random order, duplicated, delayed, merged, or
 // lost (lost updates are recovered by DiffSince anti-entropy). After every
 // step the tree invariants hold on every replica; at the end every replica
@@ -50,7 +52,7 @@ func (n *network) broadcast(from int, data []byte) {
 		if to == from {
 			continue
 		}
-		switch x := n.rng.IntN(100); {
+		switch x := n.rng.IntN(100 + textSteps); {
 		case x < 4: // lost; anti-entropy recovers it
 		case x < 14: // duplicated
 			n.msgs = append(n.msgs, netMsg{to, data}, netMsg{to, data})
@@ -128,8 +130,11 @@ var simTypes = []string{"rect", "ellipse", "text", "sticky", "line", "arrow", "c
 
 func (n *network) randomProps(d *Doc, t *typeInfo, max int) Props {
 	ps := Props{}
+	names := slices.DeleteFunc(slices.Clone(t.names), func(name string) bool {
+		return d.schema.props[d.schema.propIndex[name]].Kind == KindText // edited by text ops, not written
+	})
 	for range 1 + n.rng.IntN(max) {
-		name := t.names[n.rng.IntN(len(t.names))]
+		name := names[n.rng.IntN(len(names))]
 		spec := d.schema.props[d.schema.propIndex[name]]
 		switch spec.Kind {
 		case KindNumber:
@@ -172,7 +177,7 @@ func (n *network) step(t testing.TB) {
 	var out []byte
 	var err error
 	what := ""
-	switch x := n.rng.IntN(100); {
+	switch x := n.rng.IntN(100 + textSteps); {
 	case x < 14:
 		what = "create"
 		parent := Root
@@ -254,11 +259,13 @@ func (n *network) step(t testing.TB) {
 	case x < 74:
 		what = "merge"
 		n.mergeSome(t)
-	default:
+	case x < 100:
 		what = "deliver"
 		for range 1 + n.rng.IntN(3) {
 			n.deliver(t)
 		}
+	default:
+		what, out, err = n.textStep(i, d, x-100)
 	}
 	switch {
 	case err == nil:
@@ -270,6 +277,71 @@ func (n *network) step(t testing.TB) {
 	}
 	n.log = append(n.log, fmt.Sprintf("%d:%s", i+1, what))
 	n.broadcast(i, out)
+}
+
+// textSteps is the weight of text edits among the harness's steps (the
+// others add up to 100).
+const textSteps = 20
+
+// textChars are the characters random text is made of: ASCII, two- to
+// four-byte UTF-8, so positions in code points differ from bytes.
+var textChars = []rune("abcdefghij klmnop\néü世界😀")
+
+func (n *network) randomText(replica int, max int) string {
+	r := make([]rune, 1+n.rng.IntN(max))
+	for i := range r {
+		r[i] = textChars[n.rng.IntN(len(textChars))]
+	}
+	r[0] = rune('A' + replica) // who typed it, for failure reports
+	return string(r)
+}
+
+// textStep makes a random text edit x (0 <= x < textSteps) on replica i:
+// typing (one insert, or a run of keystrokes each sent as it is typed),
+// deleting, or replacing the whole text, in the "content" of a live element
+// that has one. It broadcasts all but the last update, which it returns.
+func (n *network) textStep(i int, d *Doc, x int) (string, []byte, error) {
+	withText := elements(d, func(e *element) bool {
+		k, ok := d.schema.propIndex["content"]
+		return ok && e.typ.allowed[k] && d.Live(e.id)
+	})
+	id, ok := n.pick(withText)
+	if !ok {
+		return "text", nil, nil
+	}
+	l := d.TextLen(id, "content")
+	switch {
+	case x < 9:
+		out, err := d.InsertText(id, "content", n.rng.IntN(l+1), n.randomText(i, 6))
+		return "type", out, err
+	case x < 13:
+		// Keystrokes at consecutive positions, each its own update.
+		pos := n.rng.IntN(l + 1)
+		var out []byte
+		for k := range 2 + n.rng.IntN(4) {
+			n.broadcast(i, out)
+			var err error
+			if out, err = d.InsertText(id, "content", pos+k, n.randomText(i, 1)); err != nil {
+				return "keys", nil, err
+			}
+		}
+		return "keys", out, nil
+	case x < 19:
+		if l == 0 {
+			return "erase", nil, nil
+		}
+		k := 1 + n.rng.IntN(min(l, 4))
+		out, err := d.DeleteText(id, "content", n.rng.IntN(l-k+1), k)
+		return "erase", out, err
+	default:
+		// A whole-string write: keep a random middle part, add to both ends.
+		r := []rune(d.Text(id, "content"))
+		a := n.rng.IntN(len(r) + 1)
+		b := a + n.rng.IntN(len(r)-a+1)
+		s := n.randomText(i, 3) + string(r[a:b]) + n.randomText(i, 2)
+		out, err := d.ReplaceText(id, "content", s)
+		return "replace", out, err
+	}
 }
 
 // collect garbage-collects on d below the minimum of the newest set of
@@ -352,7 +424,28 @@ func checkTree(t testing.TB, d *Doc) {
 			t.Fatalf("replica %d: pending op %v already applied", d.replica, id)
 		}
 	}
+	for _, e := range d.elems {
+		for i, tp := range e.texts {
+			if i > 0 && e.texts[i-1].key >= tp.key || !e.typ.allowed[tp.key] || d.schema.props[tp.key].Kind != KindText {
+				t.Fatalf("replica %d: element %v: bad text %d", d.replica, e.id, tp.key)
+			}
+		}
+	}
 	_ = d.Dangling()
+}
+
+// checkNoTextPending checks that no text holds pending ops: text ops of
+// honest replicas wait in the document until the characters they name are
+// applied. (A forged op naming characters of another text would wait in
+// the text, so the fuzz tests do not check this.)
+func checkNoTextPending(t testing.TB, d *Doc) {
+	for _, e := range d.elems {
+		for _, tp := range e.texts {
+			if tp.t.Pending() != 0 {
+				t.Fatalf("replica %d: the text %d of element %v holds pending ops", d.replica, tp.key, e.id)
+			}
+		}
+	}
 }
 
 // runConvergence runs one seeded simulation and checks the outcome.
@@ -368,7 +461,9 @@ func runConvergence(t *testing.T, seed uint64, replicas, steps int) {
 		n.step(t)
 		for _, d := range n.docs {
 			checkTree(t, d)
+			checkNoTextPending(t, d)
 		}
+		n.checkSameVersions(t)
 	}
 	n.settle(t)
 	want := n.docs[0].Snapshot()
@@ -382,6 +477,13 @@ func runConvergence(t *testing.T, seed uint64, replicas, steps int) {
 		}
 		if !slices.Equal(walk(d, Root), walk(n.docs[0], Root)) {
 			t.Fatalf("replica %d tree differs", d.replica)
+		}
+		for _, e := range n.docs[0].elems {
+			a, _ := n.docs[0].Element(e.id)
+			b, _ := d.Element(e.id)
+			if !maps.Equal(a.Texts, b.Texts) {
+				t.Fatalf("replica %d: texts of %v differ: %q vs %q", d.replica, e.id, a.Texts, b.Texts)
+			}
 		}
 	}
 	loaded, err := Load(99, nil, want)
@@ -400,6 +502,22 @@ func runConvergence(t *testing.T, seed uint64, replicas, steps int) {
 		}
 		if !bytes.Equal(fresh.Snapshot(), want) {
 			t.Fatalf("a fresh replica merged from scratch differs")
+		}
+	}
+}
+
+// checkSameVersions checks that replicas that have applied the same ops
+// (equal versions, nothing pending) have the same state, at any moment, not
+// only at the end: a difference that a later op would hide shows here.
+func (n *network) checkSameVersions(t *testing.T) {
+	for i, a := range n.docs {
+		for _, b := range n.docs[i+1:] {
+			if a.Pending() != 0 || b.Pending() != 0 || !maps.Equal(a.vv, b.vv) {
+				continue
+			}
+			if sa, sb := a.Snapshot(), b.Snapshot(); !bytes.Equal(sa, sb) {
+				t.Fatalf("replicas %d and %d applied the same ops but differ\n%s", a.replica, b.replica, firstDiff(dump(a), dump(b)))
+			}
 		}
 	}
 }

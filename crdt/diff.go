@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"cmp"
 	"slices"
 )
 
@@ -9,8 +10,9 @@ import (
 // that replica everything this one has applied. It is built from the current
 // state: for each register only the winning write is sent, and the sequence
 // numbers of writes that lost are covered by OpSkip runs, so the receiver's
-// version vector still advances past them. Pending operations are not
-// included.
+// version vector still advances past them. Text properties send the
+// characters and deletes v lacks (see [Text.DiffSince]). Pending operations
+// are not included.
 //
 // It returns [ErrSnapshotRequired] if v does not cover this document's
 // collection horizon.
@@ -52,6 +54,7 @@ func (d *Doc) diff(v VersionVector) (*Update, error) {
 			sets[j].Props = append(sets[j].Props, Prop{Key: d.schema.propNames[p.key], Value: p.value()})
 		}
 		ops = append(ops, sets...)
+		ops = d.textDiff(ops, e, v)
 		for _, m := range e.del {
 			if !v.Contains(m.id) {
 				kind := OpRestore
@@ -121,8 +124,12 @@ func (d *Doc) Merge(o *Doc) error {
 // MergeUpdates merges encoded updates into one, in canonical order (by op
 // id), with operations that appear in more than one update kept once.
 // Applying the result equals applying every input. Ops with the same id are
-// assumed identical, as they are when made by this package; the first is
-// kept. It returns the first decoding error (wrapping [ErrInvalid]).
+// assumed to be the same op, as they are when made by this package, except
+// that a text insert from [Doc.DiffSince] may continue past the insert of
+// the same id as typed (consecutive inserts merged into one run): of ops
+// with one id the one that takes the most sequence numbers is kept, and of
+// those the first. It returns the first decoding error (wrapping
+// [ErrInvalid]).
 func MergeUpdates(updates ...[]byte) ([]byte, error) {
 	var ops []Op
 	for _, b := range updates {
@@ -132,7 +139,12 @@ func MergeUpdates(updates ...[]byte) ([]byte, error) {
 		}
 		ops = append(ops, u.Ops...)
 	}
-	slices.SortStableFunc(ops, func(a, b Op) int { return cmpID(a.ID, b.ID) })
+	slices.SortStableFunc(ops, func(a, b Op) int {
+		if c := cmpID(a.ID, b.ID); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Span(), a.Span())
+	})
 	ops = slices.CompactFunc(ops, func(a, b Op) bool { return a.ID == b.ID })
 	return (&Update{Ops: ops}).Encode(), nil
 }

@@ -9,13 +9,14 @@
 //
 // Each replica holds a [Doc] made with [NewDoc] (or [Load] from a snapshot).
 // Local edits ([Doc.Create], [Doc.Set], [Doc.Delete], [Doc.Restore],
-// [Doc.Move], [Doc.Reorder], [Doc.Undo], [Doc.Redo]) apply at once and return
+// [Doc.Move], [Doc.Reorder], [Doc.InsertText], [Doc.DeleteText],
+// [Doc.ReplaceText], [Doc.Undo], [Doc.Redo]) apply at once and return
 // the encoded update to send to the other replicas, which merge it with
 // [Doc.Apply]. Updates may arrive in any order, late or more than once:
 // applying is idempotent, commutative and associative. A replica that was away
 // catches up with [Doc.DiffSince] of its [Doc.Version], and [Doc.Snapshot]
 // saves a whole document. Reads: [Doc.Children] (the tree in z-order),
-// [Doc.Element], [Doc.Get], [Doc.Live], [Doc.Dangling].
+// [Doc.Element], [Doc.Get], [Doc.Text], [Doc.Live], [Doc.Dangling].
 //
 // A Doc is not safe for concurrent use: callers serialise access to it (one
 // goroutine owns each document). A [Schema] is immutable and may be shared.
@@ -37,7 +38,10 @@
 // type from the [Schema], a parent (the root or a container: a frame or a
 // group), a z-order key among its siblings (see [KeyBetween]; equal keys are
 // ordered by id), and properties. Each property is a last-writer-wins
-// register; concurrent writes to different properties all survive.
+// register; concurrent writes to different properties all survive. A text
+// property ([KindText]) is instead a [Text], a sequence CRDT that several
+// people type into at once: concurrent runs typed at the same place never
+// interleave.
 //
 // Parents change only by move operations, applied in timestamp order with
 // undo-do-redo as in Kleppmann et al. (2021), so concurrent moves can never
@@ -48,8 +52,8 @@
 // dangle; [Doc.Dangling] reports them.
 //
 // An operation that depends on one not yet applied (the previous operation
-// of its replica, or an element it names) is held pending and applied when
-// its dependencies arrive. An update that breaks the schema or is malformed
+// of its replica, an element it names, or for text the characters it names)
+// is held pending and applied when its dependencies arrive. An update that breaks the schema or is malformed
 // is rejected whole with [ErrInvalid] and changes nothing.
 //
 // docs/crdt.md describes the merge rules and the wire encoding field by field.

@@ -45,3 +45,59 @@ func ExampleDoc_Merge() {
 	// rect x: 300 w: 250 fill: "#0000ff"
 	// same snapshot: true
 }
+
+// Two people type into the same sticky note at once. Each keystroke is an
+// update like any other; the replicas apply each other's in whatever order
+// they arrive and end with the same text, each person's words kept whole.
+func ExampleDoc_InsertText() {
+	alice := crdt.NewDoc(1, nil)
+	bob := crdt.NewDoc(2, nil)
+
+	note, created, _ := alice.Create("sticky", crdt.Root, "", crdt.Props{"fill": crdt.String("#ffee00")})
+	hello, _ := alice.InsertText(note, "content", 0, "Hello!")
+	for _, u := range [][]byte{created, hello} {
+		if err := bob.Apply(u); err != nil {
+			panic(err)
+		}
+	}
+
+	// At the same moment, both type before the "!", key by key.
+	var fromAlice, fromBob [][]byte
+	for i, r := range ", Bob" {
+		u, _ := alice.InsertText(note, "content", 5+i, string(r))
+		fromAlice = append(fromAlice, u)
+	}
+	for i, r := range " there" {
+		u, _ := bob.InsertText(note, "content", 5+i, string(r))
+		fromBob = append(fromBob, u)
+	}
+	del, _ := bob.DeleteText(note, "content", 11, 1) // Bob removes the "!"
+	fromBob = append(fromBob, del)
+
+	// Bob's updates reach Alice in reverse order; Alice's reach Bob in order.
+	for i := len(fromBob) - 1; i >= 0; i-- {
+		if err := alice.Apply(fromBob[i]); err != nil {
+			panic(err)
+		}
+	}
+	for _, u := range fromAlice {
+		if err := bob.Apply(u); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Printf("%q\n", alice.Text(note, "content"))
+	fmt.Printf("%q\n", bob.Text(note, "content"))
+	fmt.Println("same snapshot:", bytes.Equal(alice.Snapshot(), bob.Snapshot()))
+
+	// Alice undoes her last keystroke ("b"); it is an update too.
+	undo, _ := alice.Undo()
+	if err := bob.Apply(undo); err != nil {
+		panic(err)
+	}
+	fmt.Printf("%q\n", bob.Text(note, "content"))
+	// Output:
+	// "Hello, Bob there"
+	// "Hello, Bob there"
+	// same snapshot: true
+	// "Hello, Bo there"
+}

@@ -8,13 +8,14 @@ import (
 )
 
 // fuzzSeeds returns real updates and snapshots from a short simulation, so
-// the fuzzers start from valid inputs of every kind.
+// the fuzzers start from valid inputs of every kind (text ops and texts
+// included).
 func fuzzSeeds(t testing.TB) (updates [][]byte, snapshots [][]byte) {
 	n := newNetwork(7, 3)
 	for range 300 {
 		n.step(t)
 	}
-	updates = append(n.sent, goldenUpdate().Encode())
+	updates = append(n.sent, goldenUpdate().Encode(), goldenTextUpdate().Encode())
 	for _, d := range n.docs {
 		snapshots = append(snapshots, d.Snapshot())
 	}

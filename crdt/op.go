@@ -26,12 +26,20 @@ const (
 	// OpSkip covers a run of sequence numbers whose effect is already
 	// contained in the rest of an update (see [Doc.DiffSince]).
 	OpSkip OpKind = 7
+	// OpTextInsert inserts characters into a [KindText] property of an
+	// element (a [TextOp] of kind [TextInsert]). It takes one sequence number
+	// per character inserted and carries no Lamport counter: text order
+	// comes from the characters' origins, not from stamps.
+	OpTextInsert OpKind = 8
+	// OpTextDelete deletes characters of a [KindText] property of an element
+	// (a [TextOp] of kind [TextDelete]). It takes one sequence number and
+	// carries no Lamport counter.
+	OpTextDelete OpKind = 9
 
-	// Kinds 8 to 15 are reserved for text operations (insert and delete in a
-	// [KindText] property, addressed by element id and property name).
+	// Kinds 10 to 15 are reserved for further text operations.
 )
 
-var opKindNames = [...]string{"", "create", "set", "delete", "restore", "move", "collect", "skip"}
+var opKindNames = [...]string{"", "create", "set", "delete", "restore", "move", "collect", "skip", "textinsert", "textdelete"}
 
 // String returns the kind's lower-case name.
 func (k OpKind) String() string {
@@ -44,6 +52,11 @@ func (k OpKind) String() string {
 // maxCounter bounds Lamport counters and sequence numbers, so they stay exact
 // in any client language that reads numbers as float64.
 const maxCounter = 1 << 53
+
+// maxTextInsert bounds the characters (code points) of one OpTextInsert.
+// Local edits and DiffSince split longer runs into several ops, which is
+// the same insert: character k of a run has origin left ID+k-1 either way.
+const maxTextInsert = 1 << 16
 
 // Prop is one property write.
 type Prop struct {
@@ -60,10 +73,11 @@ type Op struct {
 	// takes.
 	ID ID
 	// Counter is the op's Lamport counter; with ID.Replica it forms the
-	// op's [Stamp]. Zero for OpSkip, at least 1 otherwise.
+	// op's [Stamp]. Zero for OpSkip and the text kinds, at least 1
+	// otherwise.
 	Counter uint64
 	// Elem is the element the op touches (OpSet, OpDelete, OpRestore,
-	// OpMove). For OpCreate it equals ID.
+	// OpMove, OpTextInsert, OpTextDelete). For OpCreate it equals ID.
 	Elem ID
 	// Type is the element type of an OpCreate.
 	Type string
@@ -84,6 +98,12 @@ type Op struct {
 	// them), sorted: those whose delete, in Horizon, decides that they are
 	// deleted.
 	Drop []ID
+	// TextProp is the name of the [KindText] property of Elem that an
+	// OpTextInsert or OpTextDelete edits.
+	TextProp string
+	// Text is the text operation of an OpTextInsert (Text.Kind [TextInsert])
+	// or OpTextDelete ([TextDelete]); Text.ID equals ID.
+	Text TextOp
 }
 
 // Root is the zero ID: the parent of top-level elements. It is never an
@@ -93,10 +113,14 @@ var Root = ID{}
 // Stamp returns the op's Lamport timestamp.
 func (o *Op) Stamp() Stamp { return Stamp{Counter: o.Counter, Replica: o.ID.Replica} }
 
-// Span returns the number of sequence numbers the op takes.
+// Span returns the number of sequence numbers the op takes: Len for an
+// OpSkip, the number of characters for an OpTextInsert, else 1.
 func (o *Op) Span() uint64 {
-	if o.Kind == OpSkip {
+	switch o.Kind {
+	case OpSkip:
 		return o.Len
+	case OpTextInsert:
+		return o.Text.runes()
 	}
 	return 1
 }
@@ -131,15 +155,18 @@ func (o *Op) check() error {
 		}
 		return nil
 	}
-	if o.Counter == 0 || o.Counter >= maxCounter {
-		return bad("bad counter %d", o.Counter)
-	}
 	// A dependency on a later op of the same replica could never be met.
 	dep := func(id ID) error {
 		if !validID(id) || (id.Replica == o.ID.Replica && id.Seq >= o.ID.Seq) {
 			return bad("bad reference %d.%d", id.Replica, id.Seq)
 		}
 		return nil
+	}
+	if o.Kind == OpTextInsert || o.Kind == OpTextDelete {
+		return o.checkText(bad, dep)
+	}
+	if o.Counter == 0 || o.Counter >= maxCounter {
+		return bad("bad counter %d", o.Counter)
 	}
 	switch o.Kind {
 	case OpCreate:
@@ -201,6 +228,50 @@ func (o *Op) check() error {
 		return nil
 	}
 	return bad("unknown kind")
+}
+
+// checkText validates a text op on its own: the text op itself (see
+// [Text.Apply]), its id matching the op's, and the document's bounds: ids
+// below 2^53, at most maxTextInsert characters per insert.
+func (o *Op) checkText(bad func(string, ...any) error, dep func(ID) error) error {
+	if o.Counter != 0 {
+		return bad("text op with a counter")
+	}
+	if err := dep(o.Elem); err != nil {
+		return err
+	}
+	if o.TextProp == "" || len(o.TextProp) > 64 {
+		return bad("bad property name")
+	}
+	want := TextInsert
+	if o.Kind == OpTextDelete {
+		want = TextDelete
+	}
+	if o.Text.Kind != want || o.Text.ID != o.ID {
+		return bad("text op of another kind or id")
+	}
+	if err := o.Text.validate(); err != nil {
+		return fmt.Errorf("%w: %v op %d.%d: %w", ErrInvalid, o.Kind, o.ID.Replica, o.ID.Seq, err)
+	}
+	if o.Kind == OpTextInsert {
+		if n := o.Text.runes(); n > maxTextInsert || o.ID.Seq+n > maxCounter {
+			return bad("insert of %d characters", n)
+		}
+		for _, id := range [2]ID{o.Text.Left, o.Text.Right} {
+			if id != (ID{}) {
+				if err := dep(id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, s := range o.Text.Spans {
+		if err := dep(s.Start); err != nil || s.Start.Seq+s.Len > maxCounter {
+			return bad("bad span %d.%d+%d", s.Start.Replica, s.Start.Seq, s.Len)
+		}
+	}
+	return nil
 }
 
 func (o *Op) checkProps(dep func(ID) error, create bool) error {

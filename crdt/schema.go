@@ -17,8 +17,9 @@ type PropSpec struct {
 	// Min and Max bound numbers, inclusive. When both are zero, any finite
 	// number is accepted. Non-finite numbers are always refused.
 	Min, Max float64
-	// MaxLen bounds strings (in bytes) and points (in coordinates). Zero
-	// means the package default, 65536.
+	// MaxLen bounds strings (in bytes), points (in coordinates) and text
+	// (in code points; see [KindText]). Zero means the package default,
+	// 65536.
 	MaxLen int
 	// Enum, if not empty, lists the only strings accepted.
 	Enum []string
@@ -62,9 +63,9 @@ type typeInfo struct {
 }
 
 // NewSchema builds a schema. It returns an error wrapping [ErrInvalid] when a
-// type names an unknown property, a property has an unknown or reserved
-// kind ([KindText], [KindNull]), a name is empty or longer than 64 bytes, or
-// there are more than 4096 properties.
+// type names an unknown property, a property has an unknown kind or
+// [KindNull], a [KindText] property has a range, enum or colour rule, a name
+// is empty or longer than 64 bytes, or there are more than 4096 properties.
 func NewSchema(props map[string]PropSpec, types map[string]TypeSpec) (*Schema, error) {
 	if len(props) > maxProps {
 		return nil, fmt.Errorf("%w: schema has %d properties, at most %d", ErrInvalid, len(props), maxProps)
@@ -81,6 +82,10 @@ func NewSchema(props map[string]PropSpec, types map[string]TypeSpec) (*Schema, e
 		}
 		switch spec.Kind {
 		case KindNumber, KindString, KindBool, KindRef, KindPoints:
+		case KindText:
+			if spec.Min != 0 || spec.Max != 0 || len(spec.Enum) > 0 || spec.Color {
+				return nil, fmt.Errorf("%w: text property %q has a range, enum or colour rule", ErrInvalid, name)
+			}
 		default:
 			return nil, fmt.Errorf("%w: property %q has kind %v, which a schema cannot declare", ErrInvalid, name, spec.Kind)
 		}
@@ -149,7 +154,8 @@ func (s *Schema) Prop(name string) (PropSpec, bool) {
 
 // CheckValue reports whether v is acceptable for the property name: the
 // property exists and v is [Null] or of its kind and within its bounds. The
-// error wraps [ErrInvalid].
+// error wraps [ErrInvalid]. No value is acceptable for a [KindText]
+// property: text is edited with text operations ([Doc.InsertText]).
 func (s *Schema) CheckValue(name string, v Value) error {
 	i, ok := s.propIndex[name]
 	if !ok {
@@ -160,6 +166,9 @@ func (s *Schema) CheckValue(name string, v Value) error {
 
 func (s *Schema) checkIndexed(i uint16, v Value) error {
 	spec := &s.props[i]
+	if spec.Kind == KindText {
+		return fmt.Errorf("%w: property %q is text: it is edited with text operations, not written", ErrInvalid, s.propNames[i])
+	}
 	if v.k == KindNull {
 		return nil
 	}
@@ -227,6 +236,12 @@ func validColor(s string) bool {
 // connector, text, sticky, image, frame and group, with geometry, style,
 // text and binding properties. Frames and groups are containers. Every call
 // returns the same immutable Schema.
+//
+// Text comes in two properties on the types that hold text (rect, ellipse,
+// text, sticky, arrow, connector): "content", a [KindText] property that
+// people type into together ([Doc.InsertText]), and "text", a
+// last-writer-wins string written whole, kept for documents and clients
+// that predate "content".
 func DefaultSchema() *Schema { return defaultSchema() }
 
 var defaultSchema = sync.OnceValue(buildDefaultSchema)
@@ -248,6 +263,7 @@ func buildDefaultSchema() *Schema {
 		"strokeWidth": {Kind: KindNumber, Min: 0, Max: 100},
 		"strokeStyle": {Kind: KindString, Enum: []string{"solid", "dashed", "dotted"}},
 		"text":        {Kind: KindString, MaxLen: 100000},
+		"content":     {Kind: KindText, MaxLen: 1 << 20},
 		"fontSize":    {Kind: KindNumber, Min: 1, Max: 1000},
 		"fontFamily":  {Kind: KindString, MaxLen: 100},
 		"align":       {Kind: KindString, Enum: []string{"left", "center", "right"}},
@@ -262,14 +278,14 @@ func buildDefaultSchema() *Schema {
 		"clip":        {Kind: KindBool},
 	}
 	box := []string{"x", "y", "w", "h", "rotation", "opacity", "locked"}
-	shape := append(slices.Clone(box), "fill", "stroke", "strokeWidth", "strokeStyle", "text", "fontSize", "fontFamily", "align")
+	shape := append(slices.Clone(box), "fill", "stroke", "strokeWidth", "strokeStyle", "text", "content", "fontSize", "fontFamily", "align")
 	line := []string{"x", "y", "rotation", "opacity", "locked", "points", "stroke", "strokeWidth", "strokeStyle"}
-	arrow := append(slices.Clone(line), "start", "end", "startArrow", "endArrow", "text", "fontSize", "fontFamily")
+	arrow := append(slices.Clone(line), "start", "end", "startArrow", "endArrow", "text", "content", "fontSize", "fontFamily")
 	types := map[string]TypeSpec{
 		"rect":      {Props: shape},
 		"ellipse":   {Props: shape},
-		"text":      {Props: append(slices.Clone(box), "fill", "text", "fontSize", "fontFamily", "align")},
-		"sticky":    {Props: append(slices.Clone(box), "fill", "text", "fontSize", "fontFamily", "align")},
+		"text":      {Props: append(slices.Clone(box), "fill", "text", "content", "fontSize", "fontFamily", "align")},
+		"sticky":    {Props: append(slices.Clone(box), "fill", "text", "content", "fontSize", "fontFamily", "align")},
 		"image":     {Props: append(slices.Clone(box), "src", "stroke", "strokeWidth")},
 		"line":      {Props: line},
 		"arrow":     {Props: arrow},

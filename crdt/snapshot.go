@@ -41,7 +41,11 @@ func (d *Doc) Snapshot() []byte {
 
 	w.arr(len(d.elems))
 	for _, e := range d.sortedElems() {
-		w.arr(10)
+		if len(e.texts) > 0 {
+			w.arr(11)
+		} else {
+			w.arr(10)
+		}
 		rid(e.id)
 		w.uint(e.counter)
 		w.str(e.typ.name)
@@ -77,6 +81,18 @@ func (d *Doc) Snapshot() []byte {
 			if p.id != e.id || p.counter != e.counter {
 				w.uint(p.counter)
 				rid(p.id)
+			}
+		}
+		if len(e.texts) > 0 {
+			w.arr(len(e.texts))
+			for _, tp := range e.texts {
+				state, err := tp.t.Encode()
+				if err != nil {
+					panic("crdt: encoding a text: " + err.Error()) // only for ops that failed validation
+				}
+				w.arr(2)
+				w.str(d.schema.propNames[tp.key])
+				w.bin(state)
 			}
 		}
 	}
@@ -182,7 +198,7 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		if r.err != nil {
 			break
 		}
-		r.arr(10, 10)
+		hasTexts := r.arr(10, 11) == 11
 		e := &slab[k]
 		e.id, e.counter = rid(), r.uint()
 		e.typ = d.schema.types[string(r.name())]
@@ -240,6 +256,11 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		}
 		if e.typ == nil {
 			return bad("unknown type of element %d.%d", e.id.Replica, e.id.Seq)
+		}
+		if hasTexts {
+			if err := d.loadTexts(r, e); err != nil {
+				return nil, err
+			}
 		}
 		if !validID(e.id) || d.elems[e.id] != nil || !d.vv.Contains(e.id) || CheckKey(e.key) != nil ||
 			!d.applied(e.counter, e.id) || e.placed != e.id && !d.applied(1, e.placed) {
@@ -361,12 +382,60 @@ func Load(replica ReplicaID, schema *Schema, snapshot []byte) (*Doc, error) {
 		if err := d.checkProps(o, nil); err != nil {
 			return nil, err
 		}
+		if o.Kind == OpTextInsert || o.Kind == OpTextDelete {
+			if err := d.checkTextOp(o, nil); err != nil {
+				return nil, err
+			}
+		}
 		if o.Kind == OpCreate && d.schema.types[o.Type] == nil {
 			return bad("pending create of unknown type %q", o.Type)
 		}
 		d.receive(o)
 	}
 	return d, nil
+}
+
+// loadTexts reads the texts of element e from a snapshot: a non-empty array
+// of [name, state] sorted by name, each a text property of e's type whose
+// state (a bin holding a [Text.Encode] encoding) decodes and names only
+// operations this document has applied.
+func (d *Doc) loadTexts(r *reader, e *element) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w: snapshot: texts of element %d.%d: %s", ErrInvalid, e.id.Replica, e.id.Seq, why)
+	}
+	n := r.count(3)
+	if r.err == nil && n == 0 {
+		return bad("empty list")
+	}
+	e.texts = make([]textProp, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		r.arr(2, 2)
+		name := r.propName()
+		state := r.blob(r.r.Len())
+		if r.err != nil {
+			return r.err
+		}
+		k, ok := d.schema.propIndex[name]
+		if !ok || d.schema.props[k].Kind != KindText || !e.typ.allowed[k] || i > 0 && e.texts[i-1].key >= k {
+			return bad("bad or unsorted property " + name)
+		}
+		t, err := TextDecode(state)
+		if err != nil {
+			return bad(err.Error())
+		}
+		for rep, seen := range t.seen {
+			if seen.last() > d.vv[rep] {
+				return bad("operations the version does not cover")
+			}
+		}
+		for id, op := range t.pending {
+			if id.Seq+op.Seqs()-1 > d.vv[id.Replica] {
+				return bad("pending operations the version does not cover")
+			}
+		}
+		e.texts = append(e.texts, textProp{key: k, t: t})
+	}
+	return r.err
 }
 
 // applied reports whether an op (counter, id) is one this document can have

@@ -27,7 +27,7 @@ import (
 // Characters typed in one go by one replica form one run (textItem); runs
 // live in a B+ tree counted by visible length, so positions are found in
 // logarithmic time, and an index maps id ranges (not characters) to tree
-// leaves. See docs/crdt-text.md for the design and the encodings.
+// leaves. See docs/crdt.md for the design and the encodings.
 //
 // # Operations and causality
 //
@@ -55,6 +55,12 @@ type Text struct {
 	// of inserts and the ids of deletes. The delete ids are exactly the seen
 	// seqs that the index does not hold.
 	seen map[ReplicaID]*textSeqs
+
+	// extra holds, per delete, the characters it deleted that are
+	// attributed to a lesser delete (tombstones with content only). With the
+	// attribution it gives every delete of every tombstone, so [Text.Collect]
+	// and [Text.DiffSince] do not depend on the order deletes arrived in.
+	extra map[ID][]TextSpan
 
 	pending map[ID]TextOp // ops waiting for characters, by op id
 	waiting map[ID][]ID   // missing character -> ids of pending ops
@@ -503,15 +509,23 @@ func (t *Text) place(dest textPos, it textItem) {
 // applyDelete deletes the characters of spans, which must all be present,
 // on behalf of delete d. A character deleted by several deletes is
 // attributed to the least of their ids, so the state does not depend on the
-// order they arrived in.
+// order they arrived in; the others record it in extra.
 func (t *Text) applyDelete(d ID, spans []TextSpan) {
+	var extras map[ID]bool // deletes whose extra grew
+	defer func() {
+		for x := range extras {
+			t.extra[x] = textNormSpans(t.extra[x])
+		}
+	}()
 	for _, s := range spans {
 		id, left := s.Start, s.Len
 		for left > 0 {
 			p, off, _ := t.findID(id)
 			it := p.item()
 			k := min(uint64(it.n-off), left)
-			if it.del == (ID{}) || (it.del != textCollected && d.Less(it.del)) {
+			switch old := it.del; {
+			case old == textCollected || old == d:
+			case old == ID{} || d.Less(old):
 				if off > 0 {
 					t.split(p, off)
 				}
@@ -524,11 +538,46 @@ func (t *Text) applyDelete(d ID, spans []TextSpan) {
 				t.touched(p.leaf)
 				p.leaf.addCounts(-it.vis(), 0)
 				it.del = d
+				if old != (ID{}) {
+					extras = t.addExtra(extras, old, id, k)
+				}
+			default:
+				extras = t.addExtra(extras, d, id, k)
 			}
 			id.Seq += k
 			left -= k
 		}
 	}
+}
+
+// addExtra records that delete d also deleted the n characters from start,
+// which are attributed to another delete, and adds d to touched; the
+// caller normalises the extra spans of the touched deletes.
+func (t *Text) addExtra(touched map[ID]bool, d, start ID, n uint64) map[ID]bool {
+	if t.extra == nil {
+		t.extra = make(map[ID][]TextSpan)
+	}
+	if touched == nil {
+		touched = make(map[ID]bool)
+	}
+	t.extra[d] = append(t.extra[d], TextSpan{start, n})
+	touched[d] = true
+	return touched
+}
+
+// textNormSpans sorts spans by start and merges those that overlap or
+// touch, in place.
+func textNormSpans(spans []TextSpan) []TextSpan {
+	slices.SortFunc(spans, func(a, b TextSpan) int { return textCmpID(a.Start, b.Start) })
+	out := spans[:0]
+	for _, s := range spans {
+		if m := len(out); m > 0 && out[m-1].Start.Replica == s.Start.Replica && out[m-1].Start.Seq+out[m-1].Len >= s.Start.Seq {
+			out[m-1].Len = max(out[m-1].Len, s.Start.Seq+s.Len-out[m-1].Start.Seq)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // IDAt returns the id of the visible character at position pos

@@ -11,7 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Encodings (docs/crdt-text.md describes them field by field).
+// Encodings (docs/crdt.md describes them field by field).
 //
 // A TextOp is a msgpack array:
 //
@@ -21,12 +21,12 @@ import (
 // A zero origin is encoded as replica 0, seq 0. An op list is a msgpack
 // array of ops. The text state is a msgpack array
 //
-//	[version=1, replicas, seen, items, content, pending]
+//	[version=2, replicas, seen, items, content, pending, extra]
 //
-// described at encodeState.
+// described at Encode. Version 1, without extra, still decodes.
 
 // TextStateVersion is the format version written by [Text.Encode].
-const TextStateVersion = 1
+const TextStateVersion = 2
 
 var (
 	_ msgpack.CustomEncoder = TextOp{}
@@ -229,12 +229,13 @@ func (t *Text) canonicalItems() []textItem {
 }
 
 // Encode returns the whole state of the text (a snapshot): a msgpack array
-// [version, replicas, seen, runs, content, pending] where version is
+// [version, replicas, seen, runs, content, pending, extra] where version is
 // [TextStateVersion], replicas the ascending table of replica ids, seen the
 // applied seq ranges, runs the runs of characters in document order
 // (ids, origins, deletion state, compactly varint-coded), content the text
-// of the runs that still have it, and pending the operations waiting for
-// dependencies. docs/crdt-text.md gives every field.
+// of the runs that still have it, pending the operations waiting for
+// dependencies, and extra the tombstones deleted by more than one delete.
+// docs/crdt.md gives every field.
 //
 // The encoding is canonical: texts that applied the same operations (and
 // whose tombstones were collected alike) encode to the same bytes, whatever
@@ -249,6 +250,15 @@ func (t *Text) Encode() ([]byte, error) {
 	for r := range t.seen {
 		set[r] = struct{}{}
 	}
+	extras := make([]ID, 0, len(t.extra))
+	for d, spans := range t.extra {
+		extras = append(extras, d)
+		set[d.Replica] = struct{}{}
+		for _, sp := range spans {
+			set[sp.Start.Replica] = struct{}{}
+		}
+	}
+	slices.SortFunc(extras, textCmpID)
 	for i := range items {
 		it := &items[i]
 		for _, id := range [...]ID{it.id, it.left, it.right, it.del} {
@@ -363,7 +373,19 @@ func (t *Text) Encode() ([]byte, error) {
 			panic(err) // writing to a bytes.Buffer cannot fail
 		}
 	}
-	check(enc.EncodeArrayLen(6))
+	extra := binary.AppendUvarint(nil, uint64(len(extras)))
+	for _, d := range extras {
+		extra = binary.AppendUvarint(extra, index[d.Replica])
+		extra = binary.AppendUvarint(extra, d.Seq)
+		extra = binary.AppendUvarint(extra, uint64(len(t.extra[d])))
+		for _, sp := range t.extra[d] {
+			extra = binary.AppendUvarint(extra, index[sp.Start.Replica])
+			extra = binary.AppendUvarint(extra, sp.Start.Seq)
+			extra = binary.AppendUvarint(extra, sp.Len)
+		}
+	}
+
+	check(enc.EncodeArrayLen(7))
 	check(enc.EncodeUint(TextStateVersion))
 	check(enc.EncodeArrayLen(len(table)))
 	for _, r := range table {
@@ -378,6 +400,7 @@ func (t *Text) Encode() ([]byte, error) {
 			return nil, err
 		}
 	}
+	check(enc.EncodeBytes(extra))
 	return buf.Bytes(), nil
 }
 
@@ -454,10 +477,10 @@ func TextDecode(b []byte) (*Text, error) {
 	if err != nil {
 		return nil, textEncErr(err)
 	}
-	if ver != TextStateVersion {
+	if ver != 1 && ver != TextStateVersion {
 		return nil, bad("unsupported state version %d", ver)
 	}
-	if n != 6 {
+	if n != 5+int(ver) {
 		return nil, bad("state array of %d", n)
 	}
 	// Replica table.
@@ -515,6 +538,12 @@ func TextDecode(b []byte) (*Text, error) {
 	for i := range pending {
 		if err := pending[i].DecodeMsgpack(dec); err != nil {
 			return nil, fmt.Errorf("pending op %d: %w", i, err)
+		}
+	}
+	var extraBin []byte
+	if ver >= 2 {
+		if extraBin, err = textDecodeBin(dec, rd); err != nil {
+			return nil, err
 		}
 	}
 	if rd.Len() != 0 {
@@ -756,11 +785,79 @@ func TextDecode(b []byte) (*Text, error) {
 			}
 		}
 	}
+	if err := t.decodeExtra(extraBin, rep); err != nil {
+		return nil, err
+	}
 	for _, op := range pending {
 		t.applyOne(op)
 	}
 	t.drain()
 	return t, nil
+}
+
+// decodeExtra reads and checks the extra field of a state: deletes in
+// ascending id order, each an applied delete, with a non-empty canonical
+// list of spans (sorted, neither overlapping nor touching) naming only
+// tombstones with content attributed to a lesser delete.
+func (t *Text) decodeExtra(b []byte, rep func(*textReader) ReplicaID) error {
+	bad := func(why string) error { return fmt.Errorf("%w: extra deletes: %s", TextErrEncoding, why) }
+	if b == nil {
+		return nil
+	}
+	r := &textReader{b: b}
+	cnt := r.uvarint()
+	if r.err == nil && cnt > uint64(len(r.b)) {
+		return bad("count out of range")
+	}
+	var prev ID
+	for range cnt {
+		d := ID{rep(r), r.uvarint()}
+		k := r.uvarint()
+		if r.err != nil {
+			return r.err
+		}
+		if !textValidID(d) || (prev != ID{} && !prev.Less(d)) {
+			return bad("delete ids out of order")
+		}
+		if s := t.seen[d.Replica]; s == nil || !s.has(d.Seq) || t.idx.leaf(d) != nil {
+			return bad("not an applied delete")
+		}
+		if k == 0 || k > uint64(len(r.b)) {
+			return bad("span count out of range")
+		}
+		spans := make([]TextSpan, 0, k)
+		for range k {
+			sp := TextSpan{ID{rep(r), r.uvarint()}, r.uvarint()}
+			if r.err != nil {
+				return r.err
+			}
+			if m := len(spans); sp.Len == 0 || sp.Len > TextMaxSeq || !textValidID(sp.Start) ||
+				m > 0 && (spans[m-1].Start.Replica == sp.Start.Replica && spans[m-1].Start.Seq+spans[m-1].Len >= sp.Start.Seq ||
+					!spans[m-1].Start.Less(sp.Start)) {
+				return bad("spans out of order")
+			}
+			if !t.idx.covers(sp.Start, sp.Len) {
+				return bad("unknown characters")
+			}
+			ok := true
+			t.eachPiece(sp, func(it *textItem, _ ID, _ int) {
+				ok = ok && it.del != (ID{}) && it.del != textCollected && it.del.Less(d)
+			})
+			if !ok {
+				return bad("a character that is not a tombstone of a lesser delete")
+			}
+			spans = append(spans, sp)
+		}
+		if t.extra == nil {
+			t.extra = make(map[ID][]TextSpan)
+		}
+		t.extra[d] = spans
+		prev = d
+	}
+	if len(r.b) != 0 {
+		return bad("trailing bytes")
+	}
+	return nil
 }
 
 // textDecodeBin reads a bin field, refusing lengths beyond the input (the

@@ -173,6 +173,11 @@ func (t *Text) DiffSince(v VersionVector) []TextOp {
 	}
 	var pieces []piece
 	dels := map[ID][]TextSpan{}
+	for d, spans := range t.extra {
+		if !v.Contains(d) {
+			dels[d] = append(dels[d], spans...)
+		}
+	}
 	t.each(func(it *textItem) bool {
 		if it.del != (ID{}) && it.del != textCollected && !v.Contains(it.del) {
 			dels[it.del] = append(dels[it.del], TextSpan{it.id, uint64(it.n)})
@@ -236,13 +241,7 @@ func (t *Text) DiffSince(v VersionVector) []TextOp {
 	t.deleteSeqs(func(r ReplicaID, start, end uint64) {
 		for s := max(start, v[r]+1); s < end; s++ {
 			id := ID{r, s}
-			spans := dels[id]
-			slices.SortFunc(spans, func(a, b TextSpan) int { return textCmpID(a.Start, b.Start) })
-			var merged []TextSpan
-			for _, sp := range spans {
-				merged = textAddSpan(merged, sp.Start, sp.Len)
-			}
-			ops = append(ops, TextOp{Kind: TextDelete, ID: id, Spans: merged})
+			ops = append(ops, TextOp{Kind: TextDelete, ID: id, Spans: textNormSpans(dels[id])})
 		}
 	})
 	// Inserts and deletes of each replica in seq order: the order they were
@@ -268,14 +267,30 @@ func (t *Text) pendingOps() []TextOp {
 }
 
 // Collect drops what no replica needs any more: the content of characters
-// whose delete is covered by horizon, which should be what every replica of
-// the text has seen (the entry-wise [Min] of their version vectors). The
+// deleted by a delete covered by horizon, which should be what every replica
+// of the text has seen (the entry-wise [Min] of their version vectors). The
 // tombstones themselves stay, as short runs without content, because
 // concurrent inserts may still be placed relative to them. After Collect,
 // [Text.Invert] cannot undo those deletes (TextErrCollected) and
 // [Text.DiffSince] sends their characters as placeholders.
+//
+// Which characters are collected depends only on the deletes in horizon (a
+// character is collected if any of them deleted it), never on which other
+// deletes arrived before, so replicas that applied every op in horizon and
+// collect at the same horizons end alike.
 func (t *Text) Collect(horizon VersionVector) {
 	t.init()
+	// Characters a delete in the horizon removed that are attributed to a
+	// delete outside it.
+	for d, spans := range t.extra {
+		if !horizon.Contains(d) {
+			continue
+		}
+		for _, s := range spans {
+			t.markCollected(s)
+		}
+		delete(t.extra, d)
+	}
 	items := make([]textItem, 0, t.root.tot/4+1)
 	runes := make([]rune, 0, t.root.vis)
 	t.each(func(it *textItem) bool {
@@ -299,6 +314,57 @@ func (t *Text) Collect(horizon VersionVector) {
 	})
 	t.runes = runes
 	t.build(items, nil)
+	// The other deletes of collected characters are forgotten, as if they
+	// had arrived after the collection.
+	for d, spans := range t.extra {
+		var keep []TextSpan
+		for _, s := range spans {
+			t.eachPiece(s, func(it *textItem, start ID, n int) {
+				if it.del != textCollected {
+					keep = textAddSpan(keep, start, uint64(n))
+				}
+			})
+		}
+		if len(keep) == 0 {
+			delete(t.extra, d)
+		} else {
+			t.extra[d] = keep
+		}
+	}
+}
+
+// markCollected marks the tombstones of span s collected; Collect drops
+// their content.
+func (t *Text) markCollected(s TextSpan) {
+	id, left := s.Start, s.Len
+	for left > 0 {
+		p, off, _ := t.findID(id)
+		k := min(uint64(p.item().n-off), left)
+		if d := p.item().del; d != textCollected && d != (ID{}) {
+			if off > 0 {
+				p = t.split(p, off)
+			}
+			if uint64(p.item().n) > k {
+				p = t.split(p, int(k)).before()
+			}
+			p.item().del = textCollected
+		}
+		id.Seq += k
+		left -= k
+	}
+}
+
+// eachPiece calls fn for each stored item piece of span s, whose characters
+// must all be present.
+func (t *Text) eachPiece(s TextSpan, fn func(it *textItem, start ID, n int)) {
+	id, left := s.Start, s.Len
+	for left > 0 {
+		p, off, _ := t.findID(id)
+		k := min(uint64(p.item().n-off), left)
+		fn(p.item(), id, int(k))
+		id.Seq += k
+		left -= k
+	}
 }
 
 // Invert undoes op, an operation this text has applied (typically a local
@@ -318,70 +384,93 @@ func (t *Text) Invert(id ID, op TextOp) ([]TextOp, error) {
 	if err := op.validate(); err != nil {
 		return nil, err
 	}
+	if op.Kind == TextInsert {
+		return t.deleteVisible(id, []TextSpan{{op.ID, op.runes()}})
+	}
+	ops, _, err := t.restore(id, op.Spans)
+	return ops, err
+}
+
+// visit calls fn for every stored piece of span s, or fails with
+// TextErrUnknownID if the text does not hold all of s, or with fn's error.
+func (t *Text) visit(s TextSpan, fn func(it *textItem, start ID, n int) error) error {
+	if !t.idx.covers(s.Start, s.Len) {
+		return fmt.Errorf("%w: %v+%d", TextErrUnknownID, s.Start, s.Len)
+	}
+	id, left := s.Start, s.Len
+	for left > 0 {
+		p, off, _ := t.findID(id)
+		it := p.item()
+		k := min(uint64(it.n-off), left)
+		if err := fn(it, id, int(k)); err != nil {
+			return err
+		}
+		id.Seq += k
+		left -= k
+	}
+	return nil
+}
+
+// deleteVisible deletes, as the local delete id, the characters of spans
+// that are still visible, and returns that delete (none if nothing is
+// visible). Errors as for Invert; on error nothing changes.
+func (t *Text) deleteVisible(id ID, spans []TextSpan) ([]TextOp, error) {
+	var del []TextSpan
+	for _, s := range spans {
+		err := t.visit(s, func(it *textItem, start ID, n int) error {
+			if it.vis() > 0 {
+				del = textAddSpan(del, start, uint64(n))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	del = textNormSpans(del) // spans may overlap
+	if len(del) == 0 {
+		return nil, nil
+	}
+	if err := t.checkLocalID(id, 1); err != nil {
+		return nil, err
+	}
+	t.applyDelete(id, del)
+	t.markSeen(id.Replica, id.Seq, id.Seq+1)
+	return []TextOp{{Kind: TextDelete, ID: id, Spans: del}}, nil
+}
+
+// restore inserts again, as new local characters from id on, the deleted
+// characters of spans, right after their tombstones (one insert per run of
+// tombstones adjacent in document order). It returns the inserts and the
+// characters restored, in the order of the new ones: the k-th restored
+// character is the new character id+k. Errors as for Invert; on error
+// nothing changes.
+func (t *Text) restore(id ID, spans []TextSpan) ([]TextOp, []TextSpan, error) {
 	type piece struct {
 		start ID
 		n     int
 		order int
 	}
 	var pieces []piece
-	// visit calls fn for every item piece of span s, or fails.
-	visit := func(s TextSpan, fn func(it *textItem, start ID, n int) error) error {
-		if !t.idx.covers(s.Start, s.Len) {
-			return fmt.Errorf("%w: %v+%d", TextErrUnknownID, s.Start, s.Len)
-		}
-		id, left := s.Start, s.Len
-		for left > 0 {
-			p, off, _ := t.findID(id)
-			it := p.item()
-			k := min(uint64(it.n-off), left)
-			if err := fn(it, id, int(k)); err != nil {
-				return err
-			}
-			id.Seq += k
-			left -= k
-		}
-		return nil
-	}
-	switch op.Kind {
-	case TextInsert:
-		var spans []TextSpan
-		err := visit(TextSpan{op.ID, op.runes()}, func(it *textItem, start ID, n int) error {
+	for _, s := range spans {
+		err := t.visit(s, func(it *textItem, start ID, n int) error {
 			if it.vis() > 0 {
-				spans = textAddSpan(spans, start, uint64(n))
+				return nil
 			}
+			if it.off < 0 {
+				return fmt.Errorf("%w: %v", TextErrCollected, start)
+			}
+			p, _, _ := t.findID(start)
+			tot, _ := textOffsets(p)
+			pieces = append(pieces, piece{start, n, tot + int(start.Seq-it.id.Seq)})
 			return nil
 		})
-		if err != nil || len(spans) == 0 {
-			return nil, err
-		}
-		if err := t.checkLocalID(id, 1); err != nil {
-			return nil, err
-		}
-		del := TextOp{Kind: TextDelete, ID: id, Spans: spans}
-		t.applyDelete(id, spans)
-		t.markSeen(id.Replica, id.Seq, id.Seq+1)
-		return []TextOp{del}, nil
-	case TextDelete:
-		for _, s := range op.Spans {
-			err := visit(s, func(it *textItem, start ID, n int) error {
-				if it.vis() > 0 {
-					return nil
-				}
-				if it.off < 0 {
-					return fmt.Errorf("%w: %v", TextErrCollected, start)
-				}
-				p, _, _ := t.findID(start)
-				tot, _ := textOffsets(p)
-				pieces = append(pieces, piece{start, n, tot + int(start.Seq-it.id.Seq)})
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
+		if err != nil {
+			return nil, nil, err
 		}
 	}
 	if len(pieces) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	// Group the deleted characters into runs adjacent in document order.
 	slices.SortFunc(pieces, func(a, b piece) int { return a.order - b.order })
@@ -390,9 +479,19 @@ func (t *Text) Invert(id ID, op TextOp) ([]TextOp, error) {
 		chars []rune
 	}
 	var groups []group
+	var restored []TextSpan
 	var total uint64
 	prevEnd := -1
 	for _, pc := range pieces {
+		if pc.order < prevEnd { // spans that overlap name a character twice
+			if pc.order+pc.n <= prevEnd {
+				continue
+			}
+			skip := prevEnd - pc.order
+			pc.start.Seq += uint64(skip)
+			pc.n -= skip
+			pc.order = prevEnd
+		}
 		p, off, _ := t.findID(pc.start)
 		it := p.item()
 		chars := t.runes[it.off+off : it.off+off+pc.n]
@@ -402,11 +501,12 @@ func (t *Text) Invert(id ID, op TextOp) ([]TextOp, error) {
 			groups = append(groups, group{chars: slices.Clone(chars)})
 		}
 		groups[len(groups)-1].last = ID{pc.start.Replica, pc.start.Seq + uint64(pc.n) - 1}
+		restored = textAddSpan(restored, pc.start, uint64(pc.n))
 		prevEnd = pc.order + pc.n
 		total += uint64(pc.n)
 	}
 	if err := t.checkLocalID(id, total); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ops := make([]TextOp, 0, len(groups))
 	for _, g := range groups {
@@ -424,5 +524,5 @@ func (t *Text) Invert(id ID, op TextOp) ([]TextOp, error) {
 		ops = append(ops, op)
 		id.Seq += uint64(it.n)
 	}
-	return ops, nil
+	return ops, restored, nil
 }

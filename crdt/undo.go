@@ -1,5 +1,7 @@
 package crdt
 
+import "slices"
+
 // Undo and redo are per replica (one local user) and produce new forward
 // operations, sent like any edit. Each step remembers the op it reverses, and
 // is only taken if that op still decides the state it changed: undoing my
@@ -12,13 +14,16 @@ package crdt
 
 // undoStep reverses one op of a local edit.
 type undoStep struct {
-	kind   OpKind // the op to emit: OpSet, OpDelete, OpRestore or OpMove
+	kind   OpKind // the op to emit: OpSet, OpDelete, OpRestore or OpMove; or the text op to invert
 	elem   ID
 	props  []Prop // OpSet: the values to write back
 	parent ID     // OpMove: where to put the element back
 	key    string
 	expect ID   // the op being reversed, which must still be the winner
 	was    []ID // the op that decided the state the step restores (per prop for OpSet)
+
+	textKey uint16 // OpTextInsert, OpTextDelete: the text property
+	text    TextOp // and the text op to invert (Text.Invert)
 }
 
 // Alias slots: a property index, or one of these.
@@ -144,5 +149,71 @@ func (d *Doc) takeStep(ed *edit, s *undoStep) {
 			return
 		}
 		d.emitMove(ed, e, s.parent, s.key, s)
+	case OpTextInsert, OpTextDelete:
+		// As Text.Invert: reversing an insert deletes its characters that
+		// are still visible, reversing a delete inserts the deleted ones
+		// again next to their tombstones, so it never undoes someone else's
+		// edit. The error (the deleted content was collected) leaves
+		// nothing to do.
+		t := e.text(s.textKey)
+		if t == nil || !d.Live(e.id) {
+			return
+		}
+		var ops []TextOp
+		var err error
+		id := d.nextID()
+		if s.kind == OpTextInsert {
+			ops, err = t.deleteVisible(id, d.standIns(e.id, s.textKey, TextSpan{Start: s.text.ID, Len: s.text.runes()}))
+		} else {
+			var restored []TextSpan
+			ops, restored, err = t.restore(id, s.text.Spans)
+			for _, r := range restored {
+				d.textAliases = append(d.textAliases, textAlias{elem: e.id, key: s.textKey, from: r.Start, to: id, n: r.Len})
+				id.Seq += r.Len
+			}
+			if len(d.textAliases) > 4*maxUndo {
+				d.textAliases = slices.Clone(d.textAliases[len(d.textAliases)-2*maxUndo:])
+			}
+		}
+		if err != nil {
+			return
+		}
+		for _, op := range ops {
+			d.emitText(ed, e, s.textKey, t, op)
+		}
 	}
+}
+
+// textAlias records that undo or redo restored deleted text: the n new
+// characters from to stand for the characters from from. Reversing an
+// insert then deletes them along with what is left of the insert itself, so
+// "type, delete part of it, undo, undo" leaves nothing.
+type textAlias struct {
+	elem     ID
+	key      uint16
+	from, to ID
+	n        uint64
+}
+
+// standIns returns the characters of span s of a text and, transitively,
+// the characters that undo or redo restored in their place.
+func (d *Doc) standIns(elem ID, key uint16, s TextSpan) []TextSpan {
+	var out []TextSpan
+	queue := []TextSpan{s}
+	for len(queue) > 0 {
+		s := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		out = append(out, s)
+		// New characters are newer than those they restore, so this ends.
+		for _, a := range d.textAliases {
+			if a.elem != elem || a.key != key || a.from.Replica != s.Start.Replica {
+				continue
+			}
+			lo, hi := max(a.from.Seq, s.Start.Seq), min(a.from.Seq+a.n, s.Start.Seq+s.Len)
+			if lo < hi {
+				queue = append(queue, TextSpan{Start: ID{Replica: a.to.Replica, Seq: a.to.Seq + lo - a.from.Seq}, Len: hi - lo})
+			}
+		}
+	}
+	return out
 }

@@ -27,10 +27,10 @@ const (
 	KindRef
 	// KindPoints is a list of float64 coordinates (x0, y0, x1, y1, ...).
 	KindPoints
-	// KindText is reserved for properties whose value is itself a CRDT
-	// (collaborative text edited by text operations). No operation of this
-	// package sets it, and [NewSchema] refuses it until that integration
-	// exists.
+	// KindText is a property whose value is itself a CRDT: collaborative
+	// text ([Text]) edited by [OpTextInsert] and [OpTextDelete] operations
+	// ([Doc.InsertText], [Doc.DeleteText]) and read with [Doc.Text]. It is
+	// never a [Value]: create and set operations cannot write it.
 	KindText
 )
 

@@ -106,7 +106,11 @@ func sortedReplicas(v VersionVector) []ReplicaID {
 }
 
 // opFields is the length of each op kind's array.
-var opFields = [...]int{OpCreate: 9, OpSet: 7, OpDelete: 6, OpRestore: 6, OpMove: 9, OpCollect: 6, OpSkip: 4}
+var opFields = [...]int{OpCreate: 9, OpSet: 7, OpDelete: 6, OpRestore: 6, OpMove: 9, OpCollect: 6, OpSkip: 4,
+	OpTextInsert: 11, OpTextDelete: 7}
+
+// maxOpFields is the longest op array.
+const maxOpFields = 11
 
 func (w *writer) op(o *Op) {
 	if int(o.Kind) >= len(opFields) || opFields[o.Kind] == 0 {
@@ -115,8 +119,29 @@ func (w *writer) op(o *Op) {
 	w.arr(opFields[o.Kind])
 	w.uint(uint64(o.Kind))
 	w.id(o.ID)
-	if o.Kind == OpSkip {
+	switch o.Kind {
+	case OpSkip:
 		w.uint(o.Len)
+		return
+	case OpTextInsert:
+		w.id(o.Elem)
+		w.str(o.TextProp)
+		w.id(o.Text.Left)
+		w.id(o.Text.Right)
+		if o.Text.Gone > 0 {
+			w.uint(o.Text.Gone)
+		} else {
+			w.str(o.Text.Text)
+		}
+		return
+	case OpTextDelete:
+		w.id(o.Elem)
+		w.str(o.TextProp)
+		w.arr(3 * len(o.Text.Spans))
+		for _, sp := range o.Text.Spans {
+			w.id(sp.Start)
+			w.uint(sp.Len)
+		}
 		return
 	}
 	w.uint(o.Counter)
@@ -144,18 +169,27 @@ func (w *writer) op(o *Op) {
 	}
 }
 
+// writers reuses the writers of small updates: a local edit encodes one
+// per keystroke.
+var writers = sync.Pool{New: func() any { return newWriter() }}
+
 // Encode returns the update's canonical msgpack encoding:
 // ["TCU", 1, [op, ...]]. Encode panics if an op has an unknown kind or a
 // value of kind [KindText]; updates made by this package never do.
 func (u *Update) Encode() []byte {
-	w := newWriter()
+	w := writers.Get().(*writer)
+	w.buf.Reset()
 	w.arr(3)
 	w.header(updateMagic)
 	w.arr(len(u.Ops))
 	for i := range u.Ops {
 		w.op(&u.Ops[i])
 	}
-	return bytes.Clone(w.bytes())
+	out := bytes.Clone(w.bytes())
+	if w.buf.Cap() <= 1<<16 {
+		writers.Put(w)
+	}
+	return out
 }
 
 // reader decodes msgpack with a sticky error: after the first failure every
@@ -455,18 +489,22 @@ func (r *reader) props() []Prop {
 	}
 	ps := r.arena[len(r.arena) : len(r.arena)+n/2 : len(r.arena)+n/2]
 	r.arena = r.arena[:len(r.arena)+n/2]
-	known := DefaultSchema()
 	for i := range ps {
-		// Share the names of the default schema instead of allocating.
-		b := r.name()
-		if k, ok := known.propIndex[string(b)]; ok {
-			ps[i].Key = known.propNames[k]
-		} else {
-			ps[i].Key = string(b)
-		}
+		ps[i].Key = r.propName()
 		ps[i].Value = r.value()
 	}
 	return ps
+}
+
+// propName reads a property name, sharing the names of the default schema
+// instead of allocating.
+func (r *reader) propName() string {
+	b := r.name()
+	known := DefaultSchema()
+	if k, ok := known.propIndex[string(b)]; ok {
+		return known.propNames[k]
+	}
+	return string(b)
 }
 
 func (r *reader) vv() VersionVector {
@@ -500,7 +538,7 @@ func (r *reader) op() Op {
 }
 
 func (r *reader) opInto(o *Op) {
-	n := r.arr(4, 9)
+	n := r.arr(4, maxOpFields)
 	o.Kind = OpKind(r.uint())
 	o.ID = r.id()
 	if r.err != nil {
@@ -514,8 +552,35 @@ func (r *reader) opInto(o *Op) {
 		r.fail("%v op of %d fields, want %d", o.Kind, n, opFields[o.Kind])
 		return
 	}
-	if o.Kind == OpSkip {
+	switch o.Kind {
+	case OpSkip:
 		o.Len = r.uint()
+		return
+	case OpTextInsert:
+		o.Elem = r.id()
+		o.TextProp = r.propName()
+		o.Text = TextOp{Kind: TextInsert, ID: o.ID, Left: r.id(), Right: r.id()}
+		if c := r.peek(); msgpcode.IsString(c) {
+			o.Text.Text = r.str(4 * maxTextInsert)
+		} else {
+			o.Text.Gone = r.uint()
+		}
+		return
+	case OpTextDelete:
+		o.Elem = r.id()
+		o.TextProp = r.propName()
+		o.Text = TextOp{Kind: TextDelete, ID: o.ID}
+		n := r.count(1)
+		if n%3 != 0 {
+			r.fail("delete spans of %d numbers", n)
+			return
+		}
+		if n > 0 {
+			o.Text.Spans = make([]TextSpan, n/3)
+		}
+		for i := range o.Text.Spans {
+			o.Text.Spans[i] = TextSpan{Start: r.id(), Len: r.uint()}
+		}
 		return
 	}
 	o.Counter = r.uint()
