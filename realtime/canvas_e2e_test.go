@@ -134,6 +134,20 @@ func TestCanvasEditing(t *testing.T) {
 	x, _ := eb.doc.Get(id, "x")
 	assert.Equal(t, "#ff0000", fill.Str())
 	assert.Equal(t, 99.0, x.Float())
+
+	// Two people type into the same text at once: both runs survive, whole.
+	require.NoError(t, ea.send(ea.doc.InsertText(id, "content", 0, "hello")))
+	eb.catchUp(ea.doc)
+	require.NoError(t, ea.send(ea.doc.InsertText(id, "content", 5, " world")))
+	require.NoError(t, eb.send(eb.doc.InsertText(id, "content", 5, " there")))
+	server = serverDoc(t, e, aTok, cid)
+	for _, ed := range []*editor{ea, eb, ev} {
+		ed.catchUp(server)
+	}
+	got := ea.doc.Text(id, "content")
+	assert.Contains(t, []string{"hello world there", "hello there world"}, got)
+	assert.Equal(t, got, eb.doc.Text(id, "content"))
+	assert.Equal(t, got, server.Text(id, "content"))
 }
 
 func TestCanvasBadUpdates(t *testing.T) {
@@ -249,8 +263,10 @@ func TestCanvasVersions(t *testing.T) {
 	key, _ := crdt.KeyBetween("", "")
 	id, u, err := ea.doc.Create("rect", crdt.Root, key, crdt.Props{"fill": crdt.String("#111111")})
 	require.NoError(t, ea.send(u, err))
+	require.NoError(t, ea.send(ea.doc.InsertText(id, "content", 0, "ship it")))
 	saved, err := e.node.SaveCanvasVersion(ctx, a, cid, "before")
 	require.NoError(t, err)
+	require.NoError(t, ea.send(ea.doc.ReplaceText(id, "content", "ship it now ✓")))
 
 	require.NoError(t, ea.send(ea.doc.Set(id, crdt.Props{"fill": crdt.String("#222222"), "x": crdt.Number(3)})))
 	k2, _ := crdt.KeyBetween(key, "")
@@ -261,6 +277,7 @@ func TestCanvasVersions(t *testing.T) {
 	ea.catchUp(serverDoc(t, e, aTok, cid)) // the restore arrives as one forward update
 	fill, _ := ea.doc.Get(id, "fill")
 	assert.Equal(t, "#111111", fill.Str())
+	assert.Equal(t, "ship it", ea.doc.Text(id, "content"), "collaborative text is restored too")
 	_, hasX := ea.doc.Get(id, "x")
 	assert.False(t, hasX, "a property the version did not have is cleared")
 	assert.Equal(t, []crdt.ID{id}, ea.doc.Children(crdt.Root), "the later element is deleted")

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -131,6 +132,32 @@ func newReplicaID() uint64 {
 	return 1<<32 + binary.LittleEndian.Uint64(b[:])%(1<<53-1<<32)
 }
 
+// revertTexts makes the collaborative texts of element id read as in want
+// (a missing entry is an empty text), appending the updates to updates.
+func revertTexts(work *crdt.Doc, id crdt.ID, have, want map[string]string, updates [][]byte) ([][]byte, error) {
+	props := make([]string, 0, len(have)+len(want))
+	for p := range want {
+		props = append(props, p)
+	}
+	for p := range have {
+		if _, ok := want[p]; !ok {
+			props = append(props, p)
+		}
+	}
+	slices.Sort(props)
+	for _, p := range props {
+		if have[p] == want[p] {
+			continue
+		}
+		u, err := work.ReplaceText(id, p, want[p])
+		if err != nil {
+			return nil, err
+		}
+		updates = append(updates, u)
+	}
+	return updates, nil
+}
+
 // revert edits work until its visible tree equals target's, and returns the
 // updates of those edits. It walks target's tree from the root, parents
 // before children, so every parent is in place before its children move in.
@@ -159,6 +186,9 @@ func revert(work, target *crdt.Doc) ([][]byte, error) {
 				rename[id] = nid
 				keep[nid] = true
 				updates = append(updates, u)
+				if updates, err = revertTexts(work, nid, nil, want.Texts, updates); err != nil {
+					return nil, err
+				}
 				continue
 			}
 			keep[id] = true
@@ -193,6 +223,10 @@ func revert(work, target *crdt.Doc) ([][]byte, error) {
 					return nil, err
 				}
 				updates = append(updates, u)
+			}
+			var err error
+			if updates, err = revertTexts(work, id, have.Texts, want.Texts, updates); err != nil {
+				return nil, err
 			}
 		}
 	}
