@@ -542,18 +542,17 @@ func TestCanvasAudit(t *testing.T) {
 		status             int
 		action, targetType string
 		target             func(resp *response) string
-		skip               string
 	}{
 		{"create", "POST", canvasesPath(project), map[string]string{"name": "New"}, http.StatusCreated,
-			"canvas.create", "canvas", func(resp *response) string { return a.id(resp).String() }, ""},
+			"canvas.create", "canvas", func(resp *response) string { return a.id(resp).String() }},
 		{"rename", "PATCH", canvasPath(canvas), map[string]string{"name": "Renamed"}, http.StatusOK,
-			"canvas.update", "canvas", func(*response) string { return canvas.String() }, ""},
+			"canvas.update", "canvas", func(*response) string { return canvas.String() }},
 		{"save version", "POST", canvasPath(canvas, "/versions"), map[string]string{"name": "v2"}, http.StatusCreated,
-			"canvas.version.save", "canvas_version", func(resp *response) string { return a.id(resp).String() }, ""},
+			"canvas.version.save", "canvas_version", func(resp *response) string { return a.id(resp).String() }},
 		{"restore version", "POST", canvasPath(canvas, "/versions/", version.String(), "/restore"), nil, http.StatusNoContent,
-			"canvas.version.restore", "canvas_version", func(*response) string { return version.String() }, ""},
+			"canvas.version.restore", "canvas_version", func(*response) string { return version.String() }},
 		{"delete", "DELETE", canvasPath(canvas), nil, http.StatusNoContent,
-			"canvas.delete", "canvas", func(*response) string { return canvas.String() }, ""},
+			"canvas.delete", "canvas", func(*response) string { return canvas.String() }},
 	} {
 		t.Run(test.name, func(t *testing.T) {
 			a := a.sub(t)
@@ -561,9 +560,6 @@ func TestCanvasAudit(t *testing.T) {
 			resp := a.do(test.method, test.path, owner.Access, test.body, RequestIDHeader, reqID)
 			require.Equal(t, test.status, resp.Status, resp.String())
 			evs := events(reqID)
-			if test.skip != "" && len(evs) == 0 {
-				t.Skip(test.skip)
-			}
 			require.Len(t, evs, 1, "one audit event per call")
 			ev := evs[0]
 			assert.Equal(t, test.action, ev.Action)
