@@ -1,0 +1,54 @@
+package disk_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tone-ai/tone/domain"
+	"github.com/tone-ai/tone/domain/disk"
+	"github.com/tone-ai/tone/domain/storetest"
+)
+
+func TestContract(t *testing.T) {
+	storetest.RunBlobStore(t, func(t *testing.T) domain.BlobStore {
+		s, err := disk.New(t.TempDir())
+		require.NoError(t, err)
+		return s
+	})
+}
+
+// TestNoTempLeft checks that refused and interrupted puts leave no
+// temporary file, and that New removes stale ones only.
+func TestNoTempLeft(t *testing.T) {
+	dir := t.TempDir()
+	s, err := disk.New(dir)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = s.Put(ctx, bytes.NewReader(make([]byte, 100)), domain.PutOptions{MaxBytes: 10})
+	require.True(t, domain.IsTooLarge(err))
+	_, err = s.Put(ctx, bytes.NewReader(make([]byte, 100)), domain.PutOptions{Digest: "0000000000000000000000000000000000000000000000000000000000000000"})
+	require.Error(t, err)
+	info, err := s.Put(ctx, bytes.NewReader([]byte("hello")), domain.PutOptions{})
+	require.NoError(t, err)
+	tmp, err := os.ReadDir(filepath.Join(dir, "tmp"))
+	require.NoError(t, err)
+	assert.Empty(t, tmp)
+	assert.FileExists(t, filepath.Join(dir, "sha256", info.Digest[:2], info.Digest))
+
+	stale, fresh := filepath.Join(dir, "tmp", "put-stale"), filepath.Join(dir, "tmp", "put-fresh")
+	require.NoError(t, os.WriteFile(stale, []byte("x"), 0o600))
+	require.NoError(t, os.WriteFile(fresh, []byte("x"), 0o600))
+	old := time.Now().Add(-2 * time.Hour)
+	require.NoError(t, os.Chtimes(stale, old, old))
+	_, err = disk.New(dir)
+	require.NoError(t, err)
+	assert.NoFileExists(t, stale)
+	assert.FileExists(t, fresh)
+}
