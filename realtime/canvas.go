@@ -101,9 +101,10 @@ type canvasSession struct {
 	idle          *time.Timer
 	sinceSnapshot int
 	lastWriter    uuid.UUID
-	broken        bool     // a write failed or the canvas was deleted: the session is being unloaded
-	deleted       bool     // the canvas was deleted
-	early         [][]byte // remote updates that arrived while loading
+	loader        uuid.UUID // the user the document was loaded for, who may read it
+	broken        bool      // a write failed or the canvas was deleted: the session is being unloaded
+	deleted       bool      // the canvas was deleted
+	early         [][]byte  // remote updates that arrived while loading
 
 	pmu      sync.Mutex
 	pending  []*persistReq
@@ -169,6 +170,7 @@ func (m *canvasSessions) acquire(ctx context.Context, user, id uuid.UUID) (*canv
 func (s *canvasSession) load(ctx context.Context, user uuid.UUID) {
 	defer close(s.ready)
 	start := time.Now()
+	s.loader = user
 	snap, updates, err := s.mgr.store.LoadCanvas(ctx, user, s.id)
 	if err != nil {
 		s.fail(err)
@@ -523,16 +525,57 @@ func (s *canvasSession) flush() {
 		for _, r := range batch {
 			r.done <- nil
 		}
-		for _, r := range batch {
+		for i, r := range batch {
 			data, _ := marshal(r.upd.Data)
-			if _, err := s.mgr.node.publish(ctx, s.ch, &Publication{Data: data, Client: r.client, User: r.upd.ActorID.String()}); err != nil {
-				// The update is durable but its broadcast is lost: every
-				// subscriber resyncs by version vector.
+			pub := &Publication{Data: data, Client: r.client, User: r.upd.ActorID.String()}
+			if _, err := s.mgr.node.publish(ctx, s.ch, pub); err != nil {
+				// The updates are durable but their broadcast failed: every
+				// local subscriber resyncs by version vector, and the
+				// broadcast is retried until the broker takes it, for the
+				// other nodes holding the canvas.
 				s.mgr.node.log.Error("canvas broadcast", "canvas_id", s.id, "err", err)
 				s.mgr.node.hub.each(s.ch, func(sub *subscription) { s.mgr.node.resetSub(sub, "a canvas update could not be broadcast") })
+				s.republish(batch[i:])
+				break
 			}
 		}
 	}
+}
+
+// republish retries, with backoff and in the background, the broadcast of
+// durable updates the broker refused, until it takes them or the node
+// stops. Applying an update twice is harmless, so a node that already
+// merged it from the op log loses nothing.
+func (s *canvasSession) republish(rs []*persistReq) {
+	pubs := make([]*Publication, len(rs))
+	for i, r := range rs {
+		data, _ := marshal(r.upd.Data)
+		pubs[i] = &Publication{Data: data, Client: r.client, User: r.upd.ActorID.String()}
+	}
+	node := s.mgr.node
+	node.wg.Add(1)
+	go func() {
+		defer node.wg.Done()
+		backoff := 100 * time.Millisecond
+		for len(pubs) > 0 {
+			select {
+			case <-node.done:
+				node.log.Warn("canvas broadcasts dropped at shutdown (the op log has them)", "canvas_id", s.id, "updates", len(pubs))
+				return
+			case <-time.After(backoff):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := node.broker.Publish(ctx, s.ch, pubs[0])
+			cancel()
+			if err != nil {
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			node.metrics.publications.Inc()
+			pubs, backoff = pubs[1:], 100*time.Millisecond
+		}
+		node.log.Info("canvas broadcasts sent after a broker failure", "canvas_id", s.id, "updates", len(rs))
+	}()
 }
 
 // broke handles a failed write: the document holds updates the op log does
@@ -656,6 +699,40 @@ func (s *canvasSession) catchUp(ctx context.Context, actor uuid.UUID) error {
 		}
 	}
 	return nil
+}
+
+// lost handles the loss of canvas ch's publications from other nodes: a
+// loaded document merges the op log (which has every update they carried)
+// in the background, then reset runs so that its subscribers resync. It
+// returns false, without calling reset, when no document is loaded here.
+func (m *canvasSessions) lost(ch string, reset func()) bool {
+	id, err := uuid.Parse(ch[len(canvasKind)+1:])
+	if err != nil {
+		return false
+	}
+	m.mu.Lock()
+	s := m.sessions[id]
+	m.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	m.node.wg.Add(1)
+	go func() {
+		defer m.node.wg.Done()
+		<-s.ready
+		if s.err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := s.catchUp(ctx, s.loader)
+			cancel()
+			if err != nil {
+				// Subscribers resync from what the document has; the
+				// next loss or reload brings the rest.
+				m.node.log.Error("canvas catch-up after lost publications", "canvas_id", id, "err", err)
+			}
+		}
+		reset()
+	}()
+	return true
 }
 
 // remote applies an update that another node accepted and persisted.

@@ -349,6 +349,21 @@ func (n *Node) HandlePublication(ch string, epoch string, pub *Publication) {
 	n.hub.each(ch, func(s *subscription) { n.deliver(s, epoch, pub, encode) })
 }
 
+// HandleLoss handles publications of ch that the broker lost for good:
+// every local subscription is reset, so that its client resubscribes and
+// recovers (recovered:false, or a canvas sync by version vector). A canvas
+// document held here first merges the op log, which has every update the
+// lost publications carried.
+func (n *Node) HandleLoss(ch string, top Position) {
+	reset := func() {
+		n.hub.each(ch, func(s *subscription) { n.resetSub(s, "publications lost by the broker") })
+	}
+	if n.canvas != nil && strings.HasPrefix(ch, canvasKind+":") && n.canvas.lost(ch, reset) {
+		return
+	}
+	reset()
+}
+
 // deliver sends pub to one subscription, or buffers it during a replay.
 // It runs under the channel's shard lock.
 func (n *Node) deliver(s *subscription, epoch string, pub *Publication, encode func() []byte) {

@@ -120,6 +120,10 @@ type serveConfig struct {
 	MaxConnsPerUser    int
 	AllowedOrigins     []string
 	CanvasIdleTimeout  time.Duration
+	// Cluster (Redis broker).
+	RedisURL    string
+	RedisPrefix string
+	PresenceTTL time.Duration
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -152,4 +156,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConnsPerUser, "max-connections-per-user", rt.MaxConnectionsPerUser, "realtime connections one user may hold on a node")
 	fs.Var(listFlag{&c.AllowedOrigins}, "allowed-origins", "comma-separated host patterns of other origins allowed to open realtime connections")
 	fs.DurationVar(&c.CanvasIdleTimeout, "canvas-idle-timeout", time.Minute, "how long a canvas nobody watches stays loaded")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:port/db) of the broker shared by the nodes of a cluster; empty: the in-process broker of a single node")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", "tone", "prefix of every Redis key and pub/sub channel the broker uses (one per cluster sharing a Redis)")
+	fs.DurationVar(&c.PresenceTTL, "presence-ttl", rt.PresenceTTL, "presence of a client whose node stopped refreshing it expires after this")
 }

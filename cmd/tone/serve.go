@@ -16,6 +16,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/term"
 
 	"github.com/tone-ai/tone/domain"
@@ -75,13 +76,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	broker := realtime.NewMemoryBroker(cfg.HistorySize, cfg.HistoryTTL)
+	broker, ready, closeBroker, err := openBroker(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
 	node := realtime.NewNode(realtime.Config{
 		NodeID:                cfg.NodeID,
 		PingInterval:          cfg.PingInterval,
 		OutboundQueueBytes:    cfg.OutboundQueueBytes,
 		MaxConnectionsPerUser: cfg.MaxConnsPerUser,
 		OriginPatterns:        cfg.AllowedOrigins,
+		PresenceTTL:           cfg.PresenceTTL,
 		Logger:                logger,
 	}, svc, broker, broker, realtime.NewMetrics(reg))
 	node.Register("project", realtime.ProjectNamespace{Auth: svc})
@@ -107,8 +113,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		RequestsPerUser: cfg.RateUser,
 		Logger:          logger,
 		Registry:        reg,
-		ExtraRoutes:     func(r chi.Router) { r.Get("/realtime", node.ServeHTTP) },
-		Canvases:        node,
+		Ready: func(ctx context.Context) error {
+			return errors.Join(svc.Store().Ping(ctx), ready(ctx))
+		},
+		ExtraRoutes: func(r chi.Router) { r.Get("/realtime", node.ServeHTTP) },
+		Canvases:    node,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -166,6 +175,31 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// brokerAndPresence is what a node needs of its broker.
+type brokerAndPresence interface {
+	realtime.Broker
+	realtime.Presence
+}
+
+// openBroker returns the Redis broker when --redis-url is set, else the
+// in-process one, with its readiness check and a function that closes it
+// (to call once the node has stopped).
+func openBroker(cfg serveConfig, logger *slog.Logger) (brokerAndPresence, func(context.Context) error, func(), error) {
+	if cfg.RedisURL == "" {
+		b := realtime.NewMemoryBroker(cfg.HistorySize, cfg.HistoryTTL)
+		return b, func(context.Context) error { return nil }, func() {}, nil
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	b := realtime.NewRedisBroker(realtime.RedisConfig{
+		Options: opts, Prefix: cfg.RedisPrefix, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: logger,
+	})
+	logger.Info("realtime broker: redis", "addr", opts.Addr, "db", opts.DB, "prefix", cfg.RedisPrefix)
+	return b, b.Ready, func() { b.Close() }, nil
 }
 
 // nodePublisher publishes the domain's events on the realtime node: each
