@@ -81,6 +81,12 @@ func checkEvents(t *testing.T, want []wantEvent, got []*domain.OutboxEvent) {
 	for i, e := range got {
 		ev, err := e.Event()
 		require.NoError(t, err)
+		if nid, ok := ev.Data["notification_id"].(string); ok && want[i].data["notification_id"] == nil {
+			// A notification's event names the inbox row it made.
+			_, err := uuid.Parse(nid)
+			assert.NoError(t, err, "notification_id of %s", want[i])
+			delete(ev.Data, "notification_id")
+		}
 		assert.Equal(t, want[i].data, ev.Data, "data of %s", want[i])
 		assert.Equal(t, "test-corr", ev.CorrelationID, "the request's correlation id")
 		assert.Equal(t, e.ID, ev.ID)
@@ -120,13 +126,15 @@ func TestUseCaseEvents(t *testing.T) {
 				_, err := svc.AddWorkspaceMember(ctx, owner.UserID, ws.ID, bobEmail, "editor")
 				require.NoError(t, err)
 				return []wantEvent{{"notifications:" + b, "workspace.member.added", map[string]any{
-					"workspace_id": wid, "workspace_name": "Acme Inc", "role": "editor", "actor_id": o}}}
+					"workspace_id": wid, "workspace_name": "Acme Inc", "role": "editor", "actor_id": o,
+					"count": int64(1), "unseen": int64(1), "unread": int64(1)}}}
 			}},
 			{"change workspace role", func() []wantEvent {
 				_, err := svc.ChangeWorkspaceMemberRole(ctx, owner.UserID, ws.ID, bob.UserID, "admin")
 				require.NoError(t, err)
 				return []wantEvent{{"notifications:" + b, "workspace.member.role_changed", map[string]any{
-					"workspace_id": wid, "workspace_name": "Acme Inc", "role": "admin", "previous_role": "editor", "actor_id": o}}}
+					"workspace_id": wid, "workspace_name": "Acme Inc", "role": "admin", "previous_role": "editor", "actor_id": o,
+					"count": int64(1), "unseen": int64(2), "unread": int64(2)}}}
 			}},
 			{"update project", func() []wantEvent {
 				n := "Renamed"
@@ -143,7 +151,8 @@ func TestUseCaseEvents(t *testing.T) {
 					{pch, "project.member.added", map[string]any{
 						"project_id": pid, "user_id": c, "display_name": "carol", "role": "viewer", "actor_id": o}},
 					{"notifications:" + c, "project.member.added", map[string]any{
-						"project_id": pid, "project_name": "Renamed", "workspace_id": wid, "role": "viewer", "actor_id": o}},
+						"project_id": pid, "project_name": "Renamed", "workspace_id": wid, "role": "viewer", "actor_id": o,
+						"count": int64(1), "unseen": int64(1), "unread": int64(1)}},
 				}
 			}},
 			{"change project role", func() []wantEvent {
@@ -153,7 +162,8 @@ func TestUseCaseEvents(t *testing.T) {
 					{pch, "project.member.role_changed", map[string]any{
 						"project_id": pid, "user_id": c, "role": "editor", "previous_role": "viewer", "actor_id": o}},
 					{"notifications:" + c, "project.member.role_changed", map[string]any{
-						"project_id": pid, "project_name": "Renamed", "workspace_id": wid, "role": "editor", "previous_role": "viewer", "actor_id": o}},
+						"project_id": pid, "project_name": "Renamed", "workspace_id": wid, "role": "editor", "previous_role": "viewer", "actor_id": o,
+						"count": int64(1), "unseen": int64(2), "unread": int64(2)}},
 				}
 			}},
 			{"create canvas", func() []wantEvent {

@@ -321,8 +321,9 @@ func (s *Service) AddProjectMember(ctx context.Context, actor, id uuid.UUID, ema
 		}); err != nil {
 			return err
 		}
-		if err := s.emit(ctx, tx, actor, NotificationsChannel(u.ID), EventProjectMemberAdded, map[string]any{
-			"project_id": id, "project_name": p.Name, "workspace_id": p.WorkspaceID, "role": r,
+		if err := s.notify(ctx, tx, actor, Notice{
+			Type: NotifyProjectMemberAdded, Users: []uuid.UUID{u.ID}, WorkspaceID: p.WorkspaceID, ProjectID: id,
+			Data: map[string]any{"project_id": id, "project_name": p.Name, "workspace_id": p.WorkspaceID, "role": r},
 		}); err != nil {
 			return err
 		}
@@ -367,8 +368,9 @@ func (s *Service) ChangeProjectMemberRole(ctx context.Context, actor, id, user u
 		}); err != nil {
 			return err
 		}
-		if err := s.emit(ctx, tx, actor, NotificationsChannel(user), EventProjectMemberRoleChanged, map[string]any{
-			"project_id": id, "project_name": p.Name, "workspace_id": p.WorkspaceID, "role": r, "previous_role": old.Role,
+		if err := s.notify(ctx, tx, actor, Notice{
+			Type: NotifyProjectMemberRoleChanged, Users: []uuid.UUID{user}, WorkspaceID: p.WorkspaceID, ProjectID: id,
+			Data: map[string]any{"project_id": id, "project_name": p.Name, "workspace_id": p.WorkspaceID, "role": r, "previous_role": old.Role},
 		}); err != nil {
 			return err
 		}

@@ -121,6 +121,7 @@ type Tx interface {
 	CanvasStore
 	AuditStore
 	OutboxStore
+	NotificationStore
 }
 
 // UserStore stores accounts.

@@ -265,8 +265,9 @@ func (s *Service) AddWorkspaceMember(ctx context.Context, actor, id uuid.UUID, e
 		if err != nil {
 			return err
 		}
-		if err := s.emit(ctx, tx, actor, NotificationsChannel(u.ID), EventWorkspaceMemberAdded, map[string]any{
-			"workspace_id": id, "workspace_name": w.Name, "role": r,
+		if err := s.notify(ctx, tx, actor, Notice{
+			Type: NotifyWorkspaceMemberAdded, Users: []uuid.UUID{u.ID}, WorkspaceID: id,
+			Data: map[string]any{"workspace_id": id, "workspace_name": w.Name, "role": r},
 		}); err != nil {
 			return err
 		}
@@ -314,8 +315,9 @@ func (s *Service) ChangeWorkspaceMemberRole(ctx context.Context, actor, id, user
 		if err != nil {
 			return err
 		}
-		if err := s.emit(ctx, tx, actor, NotificationsChannel(user), EventWorkspaceMemberRoleChanged, map[string]any{
-			"workspace_id": id, "workspace_name": w.Name, "role": r, "previous_role": from,
+		if err := s.notify(ctx, tx, actor, Notice{
+			Type: NotifyWorkspaceMemberRoleChanged, Users: []uuid.UUID{user}, WorkspaceID: id,
+			Data: map[string]any{"workspace_id": id, "workspace_name": w.Name, "role": r, "previous_role": from},
 		}); err != nil {
 			return err
 		}

@@ -36,6 +36,7 @@ type Store struct {
 	audit          []*domain.AuditEvent
 	canvasData
 	outboxData
+	notificationData
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -43,16 +44,17 @@ var _ domain.Store = (*Store)(nil)
 // New returns an empty store.
 func New() *Store {
 	return &Store{
-		users:          map[uuid.UUID]*domain.User{},
-		emails:         map[string]uuid.UUID{},
-		tokens:         map[uuid.UUID]*domain.RefreshToken{},
-		tokenHashes:    map[string]uuid.UUID{},
-		workspaces:     map[uuid.UUID]*domain.Workspace{},
-		wsMembers:      map[memberKey]*domain.Member{},
-		projects:       map[uuid.UUID]*domain.Project{},
-		projectMembers: map[memberKey]*domain.Member{},
-		canvasData:     newCanvasData(),
-		outboxData:     newOutboxData(),
+		users:            map[uuid.UUID]*domain.User{},
+		emails:           map[string]uuid.UUID{},
+		tokens:           map[uuid.UUID]*domain.RefreshToken{},
+		tokenHashes:      map[string]uuid.UUID{},
+		workspaces:       map[uuid.UUID]*domain.Workspace{},
+		wsMembers:        map[memberKey]*domain.Member{},
+		projects:         map[uuid.UUID]*domain.Project{},
+		projectMembers:   map[memberKey]*domain.Member{},
+		canvasData:       newCanvasData(),
+		outboxData:       newOutboxData(),
+		notificationData: newNotificationData(),
 	}
 }
 
