@@ -380,7 +380,11 @@ func listAll[T any](a *testAPI, by *testUser, path string) []T {
 	cursor := ""
 	for page := 0; ; page++ {
 		require.Less(a.t, page, 1000, "too many pages")
-		resp := a.do("GET", path+"?limit=2&cursor="+cursor, by.Access, nil)
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		resp := a.do("GET", path+sep+"limit=2&cursor="+cursor, by.Access, nil)
 		require.Equal(a.t, http.StatusOK, resp.Status, resp.String())
 		var body struct {
 			Items      []json.RawMessage `json:"items"`

@@ -218,6 +218,14 @@ func (s *Server) routes() {
 			r.Post("/canvases/{canvasID}/versions", s.saveCanvasVersion)
 			r.Get("/canvases/{canvasID}/versions/{versionID}", s.getCanvasVersion)
 			r.Post("/canvases/{canvasID}/versions/{versionID}/restore", s.restoreCanvasVersion)
+
+			r.Get("/notifications", s.listNotifications)
+			r.Get("/notifications/counts", s.notificationCounts)
+			r.Post("/notifications/seen-all", s.markAllNotifications(domain.StateSeen))
+			r.Post("/notifications/read-all", s.markAllNotifications(domain.StateRead))
+			r.Patch("/notifications/{notificationID}", s.updateNotification)
+			r.Get("/me/notification-preferences", s.getNotificationPreferences)
+			r.Patch("/me/notification-preferences", s.updateNotificationPreferences)
 		})
 		if s.cfg.ExtraRoutes != nil {
 			s.cfg.ExtraRoutes(r)

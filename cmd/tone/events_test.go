@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -102,6 +103,16 @@ func TestEventsEndToEnd(t *testing.T) {
 			assert.Equal(t, "workspace.member.role_changed", ev["type"])
 			assert.Equal(t, "e2e-role-1", ev["correlation_id"])
 			data = ev["data"].(map[string]any)
+			// The event is also an entry of bob's inbox, with his new counts
+			// (added as editor, then this).
+			inbox := bob.do("GET", "/notifications", nil, 200)["items"].([]any)
+			require.Len(t, inbox, 2)
+			assert.Equal(t, inbox[0].(map[string]any)["id"], data["notification_id"])
+			for k, want := range map[string]string{"count": "1", "unseen": "2", "unread": "2"} {
+				assert.Equal(t, want, fmt.Sprint(data[k]), k)
+				delete(data, k)
+			}
+			delete(data, "notification_id")
 			assert.Equal(t, map[string]any{
 				"workspace_id": ws, "workspace_name": "Acme", "role": "admin", "previous_role": "editor",
 				"actor_id": annID,
