@@ -40,6 +40,8 @@ var tenantTables = []struct{ name, key string }{
 	{"canvas_replicas", "canvas_id || '/' || replica"},
 	{"canvas_updates", "canvas_id || '/' || replica || '/' || first_seq"},
 	{"canvas_snapshots", "id::text"},
+	{"notifications", "id::text"},
+	{"notification_preferences", "user_id || '/' || type"},
 }
 
 // tenant is one user's corner of the database, written through the store as
@@ -53,6 +55,7 @@ type tenant struct {
 	projEvent   *domain.AuditEvent // inside the project
 	canvas      *domain.Canvas     // in the project, with replica 1 of user and 2 of guest
 	snapshots   []*domain.CanvasSnapshot
+	note        *domain.Notification // in user's inbox
 }
 
 // rows are the keys (as tenantTables names them) of the tenant's rows.
@@ -75,7 +78,9 @@ func (tn *tenant) rows() map[string][]string {
 			tn.canvas.ID.String() + "/1/1",
 			tn.canvas.ID.String() + "/2/1",
 		},
-		"canvas_snapshots": {tn.snapshots[0].ID.String(), tn.snapshots[1].ID.String()},
+		"canvas_snapshots":         {tn.snapshots[0].ID.String(), tn.snapshots[1].ID.String()},
+		"notifications":            {tn.note.ID.String()},
+		"notification_preferences": {tn.user.ID.String() + "/canvas.mention"},
 	}
 }
 
@@ -125,6 +130,14 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 			tx.PutCanvasSnapshot(ctx, tn.snapshots[0]),
 			tx.PutCanvasSnapshot(ctx, tn.snapshots[1]),
 		)
+	}))
+	tn.note = &domain.Notification{ID: newID(), UserID: u, Type: "canvas.mention", ActorID: tn.guest.ID, Count: 1,
+		Data: []byte(`{}`), CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, s.InTx(ctx, tn.guest.ID, func(tx domain.Tx) error {
+		return tx.InsertNotifications(ctx, []*domain.Notification{tn.note})
+	}))
+	require.NoError(t, s.InTx(ctx, u, func(tx domain.Tx) error {
+		return tx.PutNotificationPreference(ctx, u, "canvas.mention", false, now)
 	}))
 	return tn
 }
@@ -289,6 +302,15 @@ func TestRLSTenantIsolation(t *testing.T) {
 		assert.Empty(t, code)
 		assert.Zero(t, n)
 		for _, q := range []string{
+			`UPDATE notifications SET read_at = now() WHERE user_id = $1`,
+			`UPDATE notification_preferences SET enabled = true WHERE user_id = $1`,
+			`DELETE FROM notification_preferences WHERE user_id = $1`,
+		} {
+			code, n := sqlState(t, tx, q, b.user.ID)
+			assert.Empty(t, code, q)
+			assert.Zero(t, n, q)
+		}
+		for _, q := range []string{
 			`UPDATE canvases SET name = 'pwned' WHERE id = $1`,
 			`DELETE FROM canvases WHERE id = $1`,
 			`DELETE FROM canvas_updates WHERE canvas_id = $1`,
@@ -317,6 +339,11 @@ func TestRLSTenantIsolation(t *testing.T) {
 			{`INSERT INTO canvas_updates (canvas_id, replica, first_seq, last_seq, data, actor_id, at) VALUES ($1, 1, 9, 9, 'x', $2, now())`, []any{b.canvas.ID, b.user.ID}},
 			{`INSERT INTO canvas_snapshots (id, canvas_id, version_replicas, version_seqs, data, created_by, created_at) VALUES ($1, $2, '{}', '{}', 'x', $3, now())`, []any{newID(), b.canvas.ID, a.user.ID}},
 			{`UPDATE canvases SET project_id = $1 WHERE id = $2`, []any{b.project.ID, a.canvas.ID}},
+			{`INSERT INTO notification_preferences VALUES ($1, 'x', true, now())`, []any{b.user.ID}},
+			// a's own notification cannot be handed to b, nor its content changed.
+			{`UPDATE notifications SET user_id = $1 WHERE id = $2`, []any{b.user.ID, a.note.ID}},
+			{`UPDATE notifications SET data = '{"x":1}' WHERE id = $1`, []any{a.note.ID}},
+			{`DELETE FROM notifications WHERE id = $1`, []any{a.note.ID}},
 		} {
 			code, _ := sqlState(t, tx, q.sql, q.args...)
 			assert.Equal(t, insufficientPrivilege, code, q.sql)
