@@ -58,6 +58,11 @@ const (
 	ActCanvasWrite            Action = "canvas.write"
 	ActCanvasDelete           Action = "canvas.delete"
 	ActAuditRead              Action = "audit.read"
+
+	ActDeploymentRead     Action = "deployment.read"
+	ActDeploymentCreate   Action = "deployment.create"
+	ActDeploymentCancel   Action = "deployment.cancel"
+	ActDeployTokensManage Action = "deploy_tokens.manage"
 )
 
 // Permissions is the permission matrix: the least role that may perform each
@@ -77,6 +82,11 @@ var Permissions = map[Action]Role{
 	ActCanvasWrite:            RoleEditor,
 	ActCanvasDelete:           RoleAdmin,
 	ActAuditRead:              RoleAdmin,
+
+	ActDeploymentRead:     RoleViewer,
+	ActDeploymentCreate:   RoleEditor,
+	ActDeploymentCancel:   RoleEditor,
+	ActDeployTokensManage: RoleAdmin,
 }
 
 // Can reports whether role r may perform action a.

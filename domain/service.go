@@ -26,6 +26,9 @@ type Config struct {
 	OutboxPoll     time.Duration // how often it looks for events nobody woke it for; default 1 s
 	OutboxRetry    time.Duration // first delay after a failed publish; default 100 ms
 	OutboxRetryMax time.Duration // the delay doubles up to this; default 30 s
+
+	// Deployments.
+	DeployLease time.Duration // how long a runner's heartbeat keeps its deployment; default 1 minute
 }
 
 // Service carries out every use case of the platform over a Store.
@@ -77,6 +80,9 @@ func NewService(store Store, cfg Config) (*Service, error) {
 		cfg.OutboxRetryMax = 30 * time.Second
 	}
 	cfg.OutboxRetryMax = max(cfg.OutboxRetryMax, cfg.OutboxRetry)
+	if cfg.DeployLease <= 0 {
+		cfg.DeployLease = time.Minute
+	}
 	if cfg.Keys == nil {
 		k, err := GenerateKeyring()
 		if err != nil {

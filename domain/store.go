@@ -122,6 +122,7 @@ type Tx interface {
 	AuditStore
 	OutboxStore
 	NotificationStore
+	DeployStore
 }
 
 // UserStore stores accounts.

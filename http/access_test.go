@@ -33,6 +33,7 @@ type accessFixture struct {
 	owner, coowner, target, newbie, actor *testUser
 	ws, project, canvas, version          uuid.UUID
 	rect                                  crdt.ID
+	deployment, deployToken               uuid.UUID // a queued deployment and a deploy token of the project
 	actorRole                             domain.Role // "" for a non-member
 }
 
@@ -57,6 +58,7 @@ func newAccessFixture(t *testing.T, scope roleScope, role domain.Role) *accessFi
 	a.addMember(f.owner, "projects", f.project, f.target, domain.RoleEditor)
 	f.canvas = a.createCanvas(f.owner, f.project, "Board")
 	f.rect, f.version = seedCanvas(t, a.svc, f.owner.ID, f.canvas)
+	f.deployment, f.deployToken = seedDeployment(t, a.svc, f.owner.ID, f.project)
 	if role != "" {
 		if scope == inWorkspace {
 			a.addMember(f.owner, "workspaces", f.ws, f.actor, role)
@@ -65,6 +67,17 @@ func newAccessFixture(t *testing.T, scope roleScope, role domain.Role) *accessFi
 		}
 	}
 	return f
+}
+
+// seedDeployment queues a deployment in a project and creates a deploy
+// token for it, through the domain service.
+func seedDeployment(t *testing.T, svc *domain.Service, owner, project uuid.UUID) (uuid.UUID, uuid.UUID) {
+	t.Helper()
+	d, err := svc.CreateDeployment(context.Background(), owner, project, domain.DeploymentInput{Environment: "production"})
+	require.NoError(t, err)
+	tok, _, err := svc.CreateDeployToken(context.Background(), owner, project, "ci")
+	require.NoError(t, err)
+	return d.ID, tok.ID
 }
 
 // fixtureReplica is the replica the fixture's canvas content is made with.
@@ -391,6 +404,49 @@ func mutations() []mutation {
 			took: func(t *testing.T, f *accessFixture) bool {
 				vs := listAll[canvasVersionJSON](f.a, f.owner, f.canvasPath("/versions"))
 				return len(vs) == 2 && vs[1].Name == "Checkpoint" && vs[1].CreatedBy == f.actor.ID
+			},
+		},
+		{
+			name: "create deployment", route: "POST /api/v1/projects/{projectID}/deployments",
+			scopes: bothScopes, action: domain.ActDeploymentCreate, success: http.StatusCreated,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", f.projectPath("/deployments"), f.actor.Access, map[string]string{"environment": "preview"})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				return len(listAll[deploymentJSON](f.a, f.owner, f.projectPath("/deployments"))) == 2
+			},
+		},
+		{
+			name: "cancel deployment", route: "POST /api/v1/deployments/{deploymentID}/cancel",
+			scopes: bothScopes, action: domain.ActDeploymentCancel, success: http.StatusOK,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", "/api/v1/deployments/"+f.deployment.String()+"/cancel", f.actor.Access, map[string]string{"reason": "stop"})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				var d deploymentJSON
+				f.a.do("GET", "/api/v1/deployments/"+f.deployment.String(), f.owner.Access, nil).decode(t, &d)
+				return d.State == "canceled"
+			},
+		},
+		{
+			name: "create deploy token", route: "POST /api/v1/projects/{projectID}/deploy-tokens",
+			scopes: bothScopes, action: domain.ActDeployTokensManage, success: http.StatusCreated,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", f.projectPath("/deploy-tokens"), f.actor.Access, map[string]string{"name": "bot"})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				return len(listAll[deployTokenJSON](f.a, f.owner, f.projectPath("/deploy-tokens"))) == 2
+			},
+		},
+		{
+			name: "revoke deploy token", route: "DELETE /api/v1/projects/{projectID}/deploy-tokens/{tokenID}",
+			scopes: bothScopes, action: domain.ActDeployTokensManage, success: http.StatusNoContent,
+			call: func(f *accessFixture) *response {
+				return f.a.do("DELETE", f.projectPath("/deploy-tokens/", f.deployToken.String()), f.actor.Access, nil)
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				ts := listAll[deployTokenJSON](f.a, f.owner, f.projectPath("/deploy-tokens"))
+				return len(ts) == 1 && ts[0].RevokedAt != nil
 			},
 		},
 		{

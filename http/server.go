@@ -74,6 +74,8 @@ type Config struct {
 	Ready           func(context.Context) error // readiness check of stores and brokers
 	ExtraRoutes     func(r chi.Router)          // more routes under /api/v1 (realtime, ...)
 	Canvases        CanvasLive                  // live canvas documents, for versions; nil: 503
+
+	RequestsPerRunner Rate // runner API requests per deploy token
 }
 
 // DefaultConfig returns the settings used when nothing is configured.
@@ -84,6 +86,8 @@ func DefaultConfig() Config {
 		LoginPerAccount: Rate{N: 5, Window: time.Minute},
 		RequestsPerIP:   Rate{N: 1200, Window: time.Minute},
 		RequestsPerUser: Rate{N: 600, Window: time.Minute},
+
+		RequestsPerRunner: Rate{N: 6000, Window: time.Minute},
 	}
 }
 
@@ -109,6 +113,7 @@ func NewServer(svc *domain.Service, cfg Config) *Server {
 	for _, f := range []struct{ got, def *Rate }{
 		{&cfg.LoginPerIP, &def.LoginPerIP}, {&cfg.LoginPerAccount, &def.LoginPerAccount},
 		{&cfg.RequestsPerIP, &def.RequestsPerIP}, {&cfg.RequestsPerUser, &def.RequestsPerUser},
+		{&cfg.RequestsPerRunner, &def.RequestsPerRunner},
 	} {
 		if f.got.N == 0 {
 			*f.got = *f.def
@@ -169,7 +174,17 @@ func (s *Server) routes() {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
 
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(s.limiter(s.cfg.RequestsPerIP, httprate.WithKeyFuncs(clientIPKey)).Handler)
+		perIP := s.limiter(s.cfg.RequestsPerIP, httprate.WithKeyFuncs(clientIPKey)).Handler
+		r.Use(func(next http.Handler) http.Handler {
+			limited := perIP(next)
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if isRunnerPath(r) { // limited per deploy token instead
+					next.ServeHTTP(w, r)
+					return
+				}
+				limited.ServeHTTP(w, r)
+			})
+		})
 		r.Get("/openapi.json", s.openAPI)
 		r.Post("/auth/register", s.register)
 		r.Post("/auth/login", s.login)
@@ -226,7 +241,16 @@ func (s *Server) routes() {
 			r.Patch("/notifications/{notificationID}", s.updateNotification)
 			r.Get("/me/notification-preferences", s.getNotificationPreferences)
 			r.Patch("/me/notification-preferences", s.updateNotificationPreferences)
+
+			r.Get("/projects/{projectID}/deployments", s.listDeployments)
+			r.Post("/projects/{projectID}/deployments", s.createDeployment)
+			r.Get("/deployments/{deploymentID}", s.getDeployment)
+			r.Post("/deployments/{deploymentID}/cancel", s.cancelDeployment)
+			r.Get("/projects/{projectID}/deploy-tokens", listIn(s, "projectID", s.svc.ListDeployTokens, toDeployTokenJSON))
+			r.Post("/projects/{projectID}/deploy-tokens", s.createDeployToken)
+			r.Delete("/projects/{projectID}/deploy-tokens/{tokenID}", s.revokeDeployToken)
 		})
+		s.runnerRoutes(r)
 		if s.cfg.ExtraRoutes != nil {
 			s.cfg.ExtraRoutes(r)
 		}

@@ -124,6 +124,10 @@ type serveConfig struct {
 	RedisURL    string
 	RedisPrefix string
 	PresenceTTL time.Duration
+
+	DeployLease    time.Duration
+	ReaperInterval time.Duration
+	RateRunner     tonehttp.Rate
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -159,4 +163,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisURL, "redis-url", "", "Redis URL (redis://host:port/db) of the broker shared by the nodes of a cluster; empty: the in-process broker of a single node")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "tone", "prefix of every Redis key and pub/sub channel the broker uses (one per cluster sharing a Redis)")
 	fs.DurationVar(&c.PresenceTTL, "presence-ttl", rt.PresenceTTL, "presence of a client whose node stopped refreshing it expires after this")
+
+	c.RateRunner = def.RequestsPerRunner
+	fs.DurationVar(&c.DeployLease, "deploy-lease", time.Minute, "how long a runner's heartbeat keeps its deployment alive")
+	fs.DurationVar(&c.ReaperInterval, "reaper-interval", 15*time.Second, "how often deployments whose runner went silent are failed")
+	fs.Var(rateFlag{&c.RateRunner}, "rate-runner", "runner API requests allowed per deploy token (N/duration); runner routes skip --rate-ip")
 }

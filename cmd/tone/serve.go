@@ -49,6 +49,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		return err
 	}
 
+	if cfg.ReaperInterval <= 0 {
+		return fmt.Errorf("serve: --reaper-interval must be positive")
+	}
 	keys, err := loadKeys(cfg.SigningKeyFile)
 	if err != nil {
 		return err
@@ -68,7 +71,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 
 	svc, err := domain.NewService(store, domain.Config{
 		Keys: keys, AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, RefreshGrace: cfg.RefreshGrace,
-		Logger: logger,
+		Logger: logger, DeployLease: cfg.DeployLease,
 	})
 	if err != nil {
 		return err
@@ -103,16 +106,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	defer stopRelay()
 	relayDone := make(chan struct{})
 	go func() { svc.RunOutbox(relayCtx, nodePublisher{node}); close(relayDone) }()
+	// The reaper fails deployments whose runner stopped heartbeating.
+	go svc.RunReaper(relayCtx, cfg.ReaperInterval)
 
 	api := tonehttp.NewServer(svc, tonehttp.Config{
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-		TrustedProxies:  cfg.TrustedProxies,
-		LoginPerIP:      cfg.LoginRateIP,
-		LoginPerAccount: cfg.LoginRateAccount,
-		RequestsPerIP:   cfg.RateIP,
-		RequestsPerUser: cfg.RateUser,
-		Logger:          logger,
-		Registry:        reg,
+		MaxBodyBytes:      cfg.MaxBodyBytes,
+		TrustedProxies:    cfg.TrustedProxies,
+		LoginPerIP:        cfg.LoginRateIP,
+		LoginPerAccount:   cfg.LoginRateAccount,
+		RequestsPerIP:     cfg.RateIP,
+		RequestsPerUser:   cfg.RateUser,
+		RequestsPerRunner: cfg.RateRunner,
+		Logger:            logger,
+		Registry:          reg,
 		Ready: func(ctx context.Context) error {
 			return errors.Join(svc.Store().Ping(ctx), ready(ctx))
 		},

@@ -37,6 +37,7 @@ type Store struct {
 	canvasData
 	outboxData
 	notificationData
+	deployData
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -55,6 +56,7 @@ func New() *Store {
 		canvasData:       newCanvasData(),
 		outboxData:       newOutboxData(),
 		notificationData: newNotificationData(),
+		deployData:       newDeployData(),
 	}
 }
 
@@ -453,6 +455,7 @@ func (t *tx) DeleteProject(ctx context.Context, id uuid.UUID) error {
 			}
 		}
 	}
+	t.deleteProjectDeployments(id)
 	for k := range t.s.projectMembers {
 		if k.scope == id {
 			del(t, t.s.projectMembers, k)

@@ -1,0 +1,82 @@
+package http
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tone-ai/tone/domain"
+)
+
+// TestRunnerFlow drives a deployment through the REST API as a runner
+// would, with a deploy token an admin created.
+func TestRunnerFlow(t *testing.T) {
+	a := newTestAPI(t, Config{}, testDomainConfig())
+	owner, viewer := a.signUp("owner"), a.signUp("viewer")
+	ws := a.createWorkspace(owner, "Acme")
+	project := a.createProject(owner, ws, "Site")
+	a.addMember(owner, "projects", project, viewer, domain.RoleViewer)
+	base := "/api/v1/projects/" + project.String()
+
+	resp := a.do("POST", base+"/deploy-tokens", owner.Access, map[string]string{"name": "ci"})
+	require.Equal(t, http.StatusCreated, resp.Status, resp.String())
+	var tok deployTokenJSON
+	resp.decode(t, &tok)
+	require.NotEmpty(t, tok.Token)
+	for _, listed := range listAll[deployTokenJSON](a, owner, base+"/deploy-tokens") {
+		assert.Empty(t, listed.Token, "the secret is shown once")
+	}
+
+	// A user token is not a deploy token, nor the other way round.
+	assert.Equal(t, http.StatusUnauthorized, a.do("POST", "/api/v1/runner/deployments", owner.Access, map[string]string{"environment": "x"}).Status)
+	assert.Equal(t, http.StatusUnauthorized, a.do("GET", base, tok.Token, nil).Status)
+
+	resp = a.do("POST", "/api/v1/runner/deployments", tok.Token, map[string]string{"environment": "production", "commit_sha": "0123abc"})
+	require.Equal(t, http.StatusCreated, resp.Status, resp.String())
+	var d deploymentJSON
+	resp.decode(t, &d)
+	assert.Equal(t, "token", d.TriggerKind)
+	assert.Equal(t, tok.ID, d.TriggeredBy)
+	run := "/api/v1/runner/deployments/" + d.ID.String()
+
+	require.Equal(t, http.StatusOK, a.do("POST", run+"/heartbeat", tok.Token, nil).Status)
+	require.Equal(t, http.StatusOK, a.do("POST", run+"/report", tok.Token, map[string]string{"state": "building"}).Status)
+	resp = a.do("POST", run+"/report", tok.Token, map[string]string{"state": "ready"})
+	require.Equal(t, http.StatusConflict, resp.Status, resp.String())
+	assert.Equal(t, "building", resp.errDetails()["state"])
+	require.Equal(t, http.StatusOK, a.do("POST", run+"/steps", tok.Token, map[string]any{"name": "build", "state": "succeeded", "exit_code": 0}).Status)
+	require.Equal(t, http.StatusOK, a.do("POST", run+"/report", tok.Token, map[string]string{"state": "deploying"}).Status)
+	resp = a.do("POST", run+"/report", tok.Token, map[string]any{"state": "ready", "url": "https://site.example", "metrics": map[string]int{"bundle_bytes": 2048}})
+	require.Equal(t, http.StatusOK, resp.Status, resp.String())
+
+	resp = a.do("GET", "/api/v1/deployments/"+d.ID.String(), viewer.Access, nil)
+	require.Equal(t, http.StatusOK, resp.Status)
+	resp.decode(t, &d)
+	assert.Equal(t, "ready", d.State)
+	assert.Equal(t, "https://site.example", d.URL)
+	assert.Equal(t, map[string]int64{"bundle_bytes": 2048}, d.Metrics)
+	require.Len(t, d.Steps, 1)
+	assert.Equal(t, 0, *d.Steps[0].ExitCode)
+
+	count := func(query string) int {
+		t.Helper()
+		resp := a.do("GET", base+"/deployments?"+query, viewer.Access, nil)
+		require.Equal(t, http.StatusOK, resp.Status, resp.String())
+		var body listBody[deploymentJSON]
+		resp.decode(t, &body)
+		return len(body.Items)
+	}
+	assert.Equal(t, 1, count("state=ready&environment=production"))
+	assert.Equal(t, 0, count("state=failed"))
+	assert.Equal(t, 0, count("environment=preview"))
+	assert.Equal(t, http.StatusBadRequest, a.do("GET", base+"/deployments?state=bogus", viewer.Access, nil).Status)
+	assert.Equal(t, http.StatusBadRequest, a.do("GET", base+"/deployments?since=yesterday", viewer.Access, nil).Status)
+	resp = a.do("POST", "/api/v1/deployments/"+d.ID.String()+"/cancel", owner.Access, nil)
+	require.Equal(t, http.StatusConflict, resp.Status)
+	assert.Equal(t, "ready", resp.errDetails()["state"])
+
+	require.Equal(t, http.StatusNoContent, a.do("DELETE", base+"/deploy-tokens/"+tok.ID.String(), owner.Access, nil).Status)
+	assert.Equal(t, http.StatusUnauthorized, a.do("GET", run, tok.Token, nil).Status)
+}
