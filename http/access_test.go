@@ -33,7 +33,7 @@ type accessFixture struct {
 	owner, coowner, target, newbie, actor *testUser
 	ws, project, canvas, version          uuid.UUID
 	rect                                  crdt.ID
-	deployment, deployToken               uuid.UUID // a queued deployment and a deploy token of the project
+	deployment, deployToken               uuid.UUID   // a queued deployment and a deploy token of the project
 	actorRole                             domain.Role // "" for a non-member
 }
 
