@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -42,6 +43,9 @@ var tenantTables = []struct{ name, key string }{
 	{"canvas_snapshots", "id::text"},
 	{"notifications", "id::text"},
 	{"notification_preferences", "user_id || '/' || type"},
+	{"deploy_tokens", "id::text"},
+	{"deployments", "id::text"},
+	{"deployment_steps", "deployment_id || '/' || name"},
 }
 
 // tenant is one user's corner of the database, written through the store as
@@ -56,6 +60,8 @@ type tenant struct {
 	canvas      *domain.Canvas     // in the project, with replica 1 of user and 2 of guest
 	snapshots   []*domain.CanvasSnapshot
 	note        *domain.Notification // in user's inbox
+	token       *domain.DeployToken  // of the project
+	deployment  *domain.Deployment   // in the project, with a step "build"
 }
 
 // rows are the keys (as tenantTables names them) of the tenant's rows.
@@ -81,6 +87,9 @@ func (tn *tenant) rows() map[string][]string {
 		"canvas_snapshots":         {tn.snapshots[0].ID.String(), tn.snapshots[1].ID.String()},
 		"notifications":            {tn.note.ID.String()},
 		"notification_preferences": {tn.user.ID.String() + "/canvas.mention"},
+		"deploy_tokens":            {tn.token.ID.String()},
+		"deployments":              {tn.deployment.ID.String()},
+		"deployment_steps":         {tn.deployment.ID.String() + "/build"},
 	}
 }
 
@@ -138,6 +147,18 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 	}))
 	require.NoError(t, s.InTx(ctx, u, func(tx domain.Tx) error {
 		return tx.PutNotificationPreference(ctx, u, "canvas.mention", false, now)
+	}))
+	hash := sha256.Sum256([]byte("token of " + name))
+	tn.token = &domain.DeployToken{ID: newID(), ProjectID: tn.project.ID, WorkspaceID: tn.ws.ID, Name: name,
+		Hash: hash[:], CreatedBy: u, CreatedAt: now}
+	tn.deployment = &domain.Deployment{ID: newID(), ProjectID: tn.project.ID, Environment: "production", TriggeredBy: u,
+		TriggerKind: domain.TriggerUser, State: domain.DeployQueued, CreatedAt: now, UpdatedAt: now}
+	require.NoError(t, s.InTx(ctx, u, func(tx domain.Tx) error {
+		return errors.Join(
+			tx.CreateDeployToken(ctx, tn.token),
+			tx.CreateDeployment(ctx, tn.deployment),
+			tx.PutDeployStep(ctx, &domain.DeployStep{DeploymentID: tn.deployment.ID, Name: "build", State: domain.StepRunning}),
+		)
 	}))
 	return tn
 }
@@ -344,6 +365,13 @@ func TestRLSTenantIsolation(t *testing.T) {
 			{`UPDATE notifications SET user_id = $1 WHERE id = $2`, []any{b.user.ID, a.note.ID}},
 			{`UPDATE notifications SET data = '{"x":1}' WHERE id = $1`, []any{a.note.ID}},
 			{`DELETE FROM notifications WHERE id = $1`, []any{a.note.ID}},
+			{`INSERT INTO deploy_tokens (id, project_id, workspace_id, name, hash, created_by, created_at) VALUES ($1, $2, $3, 'x', $4, $5, now())`,
+				[]any{newID(), b.project.ID, b.ws.ID, make([]byte, 32), a.user.ID}},
+			{`INSERT INTO deployments (id, project_id, environment, triggered_by, trigger_kind, state, created_at, updated_at) VALUES ($1, $2, 'x', $3, 'user', 'queued', now(), now())`,
+				[]any{newID(), b.project.ID, a.user.ID}},
+			{`INSERT INTO deployment_steps (deployment_id, name, position, state) VALUES ($1, 'x', 9, 'running')`, []any{b.deployment.ID}},
+			{`UPDATE deployments SET project_id = $1 WHERE id = $2`, []any{b.project.ID, a.deployment.ID}},
+			{`DELETE FROM deployments WHERE id = $1`, []any{a.deployment.ID}},
 		} {
 			code, _ := sqlState(t, tx, q.sql, q.args...)
 			assert.Equal(t, insufficientPrivilege, code, q.sql)
@@ -527,6 +555,44 @@ func TestRLSCanvasLogImmutable(t *testing.T) {
 	var moves bool
 	require.NoError(t, r.owner.QueryRow(ctx, `SELECT has_column_privilege('tone_app', 'canvases', 'project_id', 'UPDATE')`).Scan(&moves))
 	assert.False(t, moves, "a canvas never moves to another project")
+}
+
+// TestRLSRunner acts as a's deploy token: it sees and changes the
+// deployments and steps of a's project and its own token, and nothing else.
+func TestRLSRunner(t *testing.T) {
+	r := newRLSDB(t)
+	a, b := r.a, r.b
+	asUser(t, r.app, a.token.ID.String(), func(tx pgx.Tx) {
+		rows := a.rows()
+		for _, tt := range tenantTables {
+			want := []string{}
+			if strings.HasPrefix(tt.name, "deploy") {
+				want = rows[tt.name]
+			}
+			assert.Equal(t, want, append([]string{}, keys(t, tx, tt.name, tt.key)...), "%s as a's runner", tt.name)
+		}
+		code, n := sqlState(t, tx, `UPDATE deployments SET state = 'building' WHERE id = $1`, a.deployment.ID)
+		assert.Empty(t, code)
+		assert.Equal(t, int64(1), n)
+		code, n = sqlState(t, tx, `UPDATE deployments SET state = 'building' WHERE id = $1`, b.deployment.ID)
+		assert.Empty(t, code)
+		assert.Zero(t, n, "b's deployment is invisible")
+		code, _ = sqlState(t, tx, `INSERT INTO deployments (id, project_id, environment, triggered_by, trigger_kind, state, created_at, updated_at) VALUES ($1, $2, 'x', $3, 'token', 'queued', now(), now())`,
+			newID(), b.project.ID, a.token.ID)
+		assert.Equal(t, insufficientPrivilege, code, "a runner cannot queue into another project")
+		code, _ = sqlState(t, tx, `INSERT INTO deployment_steps (deployment_id, name, position, state) VALUES ($1, 'x', 9, 'running')`, b.deployment.ID)
+		assert.Equal(t, insufficientPrivilege, code)
+		code, n = sqlState(t, tx, `UPDATE deploy_tokens SET revoked_at = now()`)
+		assert.Empty(t, code)
+		assert.Zero(t, n, "a runner cannot revoke tokens, not even its own")
+	})
+	// The lookup by hash sees every token, as nobody.
+	asUser(t, r.app, "", func(tx pgx.Tx) {
+		var id uuid.UUID
+		require.NoError(t, tx.QueryRow(ctx, `SELECT id FROM public.tone_deploy_token_by_hash($1)`, b.token.Hash).Scan(&id))
+		assert.Equal(t, b.token.ID, id)
+		assert.Empty(t, keys(t, tx, "deploy_tokens", "id::text"))
+	})
 }
 
 func TestRLSBadSettingFails(t *testing.T) {
