@@ -106,7 +106,9 @@ type OutboxStore interface {
 	// ClaimOutbox returns the oldest events, at most limit of them (limit
 	// <= 0: all), in ID order, and holds them for the rest of the
 	// transaction. Events held by another transaction are skipped, not
-	// waited for, so concurrent claimers get disjoint events.
+	// waited for, so concurrent claimers get disjoint events; so are the
+	// later events of a channel whose older event another transaction
+	// holds, so that concurrent claimers publish each channel in ID order.
 	ClaimOutbox(ctx context.Context, limit int) ([]*OutboxEvent, error)
 	// DeleteOutbox deletes the events with the given ids. Ids of events
 	// that do not exist are ignored.
@@ -221,10 +223,9 @@ const publishTimeout = 10 * time.Second
 // published (EInvalid from p, or a payload that does not decode) is logged
 // and dropped, so that it does not block the others.
 //
-// Order holds per channel on one node. With several nodes, each node's
-// relay claims different events (the PostgreSQL store skips events other
-// relays hold), so two events of one channel claimed by two relays may be
-// published in either order.
+// Order holds per channel across nodes too: each node's relay claims
+// different events, and never a channel's event while another relay holds
+// an older one of that channel (see OutboxStore.ClaimOutbox).
 func (s *Service) RunOutbox(ctx context.Context, p Publisher) {
 	poll := time.NewTicker(s.cfg.OutboxPoll)
 	defer poll.Stop()

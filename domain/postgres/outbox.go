@@ -44,8 +44,9 @@ func scanOutbox(row pgx.Row) (*domain.OutboxEvent, error) {
 }
 
 // ClaimOutbox locks the oldest events that no other transaction holds
-// (SELECT ... FOR UPDATE SKIP LOCKED, in tone_claim_outbox: the
-// application role has no UPDATE privilege on outbox).
+// (SELECT ... FOR UPDATE SKIP LOCKED, in tone_claim_outbox_ordered: the
+// application role has no UPDATE privilege on outbox) and returns those
+// with no older event of their channel held elsewhere.
 func (t *tx) ClaimOutbox(ctx context.Context, limit int) (_ []*domain.OutboxEvent, err error) {
 	defer wrap(&err, "postgres: claim outbox")
 	var n *int
@@ -54,7 +55,7 @@ func (t *tx) ClaimOutbox(ctx context.Context, limit int) (_ []*domain.OutboxEven
 	}
 	rows, err := t.tx.Query(ctx, `
 		SELECT id, channel, type, payload, correlation_id, created_at
-		FROM public.tone_claim_outbox($1) ORDER BY id`, n)
+		FROM public.tone_claim_outbox_ordered($1) ORDER BY id`, n)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ var outboxTests = []struct {
 	{"OutboxRollback", testOutboxRollback},
 	{"OutboxInvalid", testOutboxInvalid},
 	{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
+	{"OutboxChannelOrderAcrossClaims", testOutboxChannelOrderAcrossClaims},
 }
 
 func outboxEvent(ch, typ string, n int) *domain.OutboxEvent {
@@ -163,7 +164,7 @@ func testOutboxConcurrentClaims(t *testing.T, s domain.Store) {
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			for {
+			for idle := 0; idle < 20; {
 				var n int
 				err := s.InTx(ctx, uuid.Nil, func(tx domain.Tx) error {
 					got, err := tx.ClaimOutbox(ctx, 3)
@@ -181,8 +182,12 @@ func testOutboxConcurrentClaims(t *testing.T, s domain.Store) {
 					mu.Unlock()
 					return tx.DeleteOutbox(ctx, ids)
 				})
-				if !assert.NoError(t, err) || n == 0 {
+				if !assert.NoError(t, err) {
 					return
+				}
+				if n == 0 {
+					idle++ // others may hold the events left, or their channels' older ones
+					time.Sleep(time.Millisecond)
 				}
 			}
 		})
@@ -190,5 +195,60 @@ func testOutboxConcurrentClaims(t *testing.T, s domain.Store) {
 	wg.Wait()
 	slices.Sort(seen)
 	assert.Equal(t, outboxIDs(evs), seen, "every event claimed exactly once")
+	assert.Empty(t, claimAll(t, s))
+}
+
+// testOutboxChannelOrderAcrossClaims runs several relays at once, as on
+// several nodes, and checks that each channel's events are "published" in
+// id order: a relay never takes a channel's event while another holds an
+// older one of that channel.
+func testOutboxChannelOrderAcrossClaims(t *testing.T, s domain.Store) {
+	var evs []*domain.OutboxEvent
+	for i := range 60 {
+		evs = append(evs, outboxEvent(fmt.Sprintf("project:%d", i%4), "x", i))
+	}
+	appendOutbox(t, s, uuid.Nil, evs...)
+	channel := map[int64]string{}
+	for _, e := range evs {
+		channel[e.ID] = e.Channel
+	}
+	var mu sync.Mutex
+	published := map[string][]int64{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for idle := 0; idle < 20; {
+				var n int
+				err := s.InTx(ctx, uuid.Nil, func(tx domain.Tx) error {
+					got, err := tx.ClaimOutbox(ctx, 5)
+					if err != nil {
+						return err
+					}
+					n = len(got)
+					for _, e := range got {
+						mu.Lock()
+						published[e.Channel] = append(published[e.Channel], e.ID)
+						mu.Unlock()
+						time.Sleep(200 * time.Microsecond) // publishing
+					}
+					return tx.DeleteOutbox(ctx, outboxIDs(got))
+				})
+				if !assert.NoError(t, err) {
+					return
+				}
+				if n == 0 {
+					idle++ // others may hold the events left
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for ch, ids := range published {
+		assert.True(t, slices.IsSorted(ids), "events of %s published out of order: %v", ch, ids)
+		total += len(ids)
+	}
+	assert.Equal(t, len(evs), total, "every event published exactly once")
 	assert.Empty(t, claimAll(t, s))
 }
