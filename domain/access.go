@@ -63,6 +63,10 @@ const (
 	ActDeploymentCreate   Action = "deployment.create"
 	ActDeploymentCancel   Action = "deployment.cancel"
 	ActDeployTokensManage Action = "deploy_tokens.manage"
+
+	// Feature flags, segments and config values.
+	ActFlagRead  Action = "flag.read"
+	ActFlagWrite Action = "flag.write"
 )
 
 // Permissions is the permission matrix: the least role that may perform each
@@ -87,6 +91,9 @@ var Permissions = map[Action]Role{
 	ActDeploymentCreate:   RoleEditor,
 	ActDeploymentCancel:   RoleEditor,
 	ActDeployTokensManage: RoleAdmin,
+
+	ActFlagRead:  RoleViewer,
+	ActFlagWrite: RoleEditor,
 }
 
 // Can reports whether role r may perform action a.

@@ -29,6 +29,10 @@ type Config struct {
 
 	// Deployments.
 	DeployLease time.Duration // how long a runner's heartbeat keeps its deployment; default 1 minute
+
+	// Feature flags.
+	FlagHistory  int           // changes kept per environment for FlagChanges; default DefaultFlagHistory
+	FlagCacheTTL time.Duration // how long evaluation trusts its copy of an environment; default DefaultFlagCacheTTL
 }
 
 // Service carries out every use case of the platform over a Store.
@@ -45,6 +49,10 @@ type Service struct {
 	// canvasWriterTTL).
 	writers expiringSet[canvasWriter]
 	claims  sync.Map // canvasClaim -> struct{}
+	// flagCache holds the environments evaluation reads; flagReaders
+	// spares it the membership check of recent readers.
+	flagCache   flagCache
+	flagReaders expiringSet[flagReader]
 }
 
 // NewService returns a Service over store.
@@ -82,6 +90,12 @@ func NewService(store Store, cfg Config) (*Service, error) {
 	cfg.OutboxRetryMax = max(cfg.OutboxRetryMax, cfg.OutboxRetry)
 	if cfg.DeployLease <= 0 {
 		cfg.DeployLease = time.Minute
+	}
+	if cfg.FlagHistory <= 0 {
+		cfg.FlagHistory = DefaultFlagHistory
+	}
+	if cfg.FlagCacheTTL <= 0 {
+		cfg.FlagCacheTTL = DefaultFlagCacheTTL
 	}
 	if cfg.Keys == nil {
 		k, err := GenerateKeyring()

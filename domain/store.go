@@ -123,6 +123,7 @@ type Tx interface {
 	OutboxStore
 	NotificationStore
 	DeployStore
+	FlagStore
 }
 
 // UserStore stores accounts.

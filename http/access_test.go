@@ -170,7 +170,7 @@ func mutations() []mutation {
 	add := func(u *testUser, r domain.Role) map[string]string {
 		return map[string]string{"email": u.Email, "role": string(r)}
 	}
-	return []mutation{
+	return append(flagMutations(), []mutation{
 		{
 			name: "rename workspace", route: "PATCH /api/v1/workspaces/{workspaceID}",
 			scopes: workspaceOnly, action: domain.ActWorkspaceUpdate, success: http.StatusOK,
@@ -467,7 +467,7 @@ func mutations() []mutation {
 				}
 			},
 		},
-	}
+	}...)
 }
 
 // expectedStatus derives a call's answer from the permission matrix and the

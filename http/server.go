@@ -249,6 +249,7 @@ func (s *Server) routes() {
 			r.Get("/projects/{projectID}/deploy-tokens", listIn(s, "projectID", s.svc.ListDeployTokens, toDeployTokenJSON))
 			r.Post("/projects/{projectID}/deploy-tokens", s.createDeployToken)
 			r.Delete("/projects/{projectID}/deploy-tokens/{tokenID}", s.revokeDeployToken)
+			s.flagRoutes(r)
 		})
 		s.runnerRoutes(r)
 		if s.cfg.ExtraRoutes != nil {

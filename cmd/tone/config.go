@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tone-ai/tone/domain"
 	tonehttp "github.com/tone-ai/tone/http"
 	"github.com/tone-ai/tone/realtime"
 )
@@ -128,6 +129,10 @@ type serveConfig struct {
 	DeployLease    time.Duration
 	ReaperInterval time.Duration
 	RateRunner     tonehttp.Rate
+
+	// Feature flags.
+	FlagHistory  int
+	FlagCacheTTL time.Duration
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -168,4 +173,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DeployLease, "deploy-lease", time.Minute, "how long a runner's heartbeat keeps its deployment alive")
 	fs.DurationVar(&c.ReaperInterval, "reaper-interval", 15*time.Second, "how often deployments whose runner went silent are failed")
 	fs.Var(rateFlag{&c.RateRunner}, "rate-runner", "runner API requests allowed per deploy token (N/duration); runner routes skip --rate-ip")
+
+	fs.IntVar(&c.FlagHistory, "flag-history", domain.DefaultFlagHistory, "flag and config changes kept per environment; a client further behind gets a snapshot")
+	fs.DurationVar(&c.FlagCacheTTL, "flag-cache-ttl", domain.DefaultFlagCacheTTL, "how long flag evaluation trusts its copy of an environment before checking the stored version")
 }

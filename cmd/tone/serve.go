@@ -72,6 +72,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	svc, err := domain.NewService(store, domain.Config{
 		Keys: keys, AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, RefreshGrace: cfg.RefreshGrace,
 		Logger: logger, DeployLease: cfg.DeployLease,
+		FlagHistory: cfg.FlagHistory, FlagCacheTTL: cfg.FlagCacheTTL,
 	})
 	if err != nil {
 		return err

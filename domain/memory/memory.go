@@ -38,6 +38,7 @@ type Store struct {
 	outboxData
 	notificationData
 	deployData
+	flagData
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -57,6 +58,7 @@ func New() *Store {
 		outboxData:       newOutboxData(),
 		notificationData: newNotificationData(),
 		deployData:       newDeployData(),
+		flagData:         newFlagData(),
 	}
 }
 
@@ -461,6 +463,7 @@ func (t *tx) DeleteProject(ctx context.Context, id uuid.UUID) error {
 			del(t, t.s.projectMembers, k)
 		}
 	}
+	t.deleteProjectFlags(id)
 	del(t, t.s.projects, id)
 	return nil
 }

@@ -46,6 +46,9 @@ var tenantTables = []struct{ name, key string }{
 	{"deploy_tokens", "id::text"},
 	{"deployments", "id::text"},
 	{"deployment_steps", "deployment_id || '/' || name"},
+	{"flag_environments", "project_id || '/' || name"},
+	{"flag_items", "project_id || '/' || environment || '/' || kind || '/' || key"},
+	{"flag_changes", "project_id || '/' || environment || '/' || version"},
 }
 
 // tenant is one user's corner of the database, written through the store as
@@ -90,6 +93,9 @@ func (tn *tenant) rows() map[string][]string {
 		"deploy_tokens":            {tn.token.ID.String()},
 		"deployments":              {tn.deployment.ID.String()},
 		"deployment_steps":         {tn.deployment.ID.String() + "/build"},
+		"flag_environments":        {tn.project.ID.String() + "/production"},
+		"flag_items":               {tn.project.ID.String() + "/production/flag/dark-mode"},
+		"flag_changes":             {tn.project.ID.String() + "/production/1"},
 	}
 }
 
@@ -158,6 +164,16 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 			tx.CreateDeployToken(ctx, tn.token),
 			tx.CreateDeployment(ctx, tn.deployment),
 			tx.PutDeployStep(ctx, &domain.DeployStep{DeploymentID: tn.deployment.ID, Name: "build", State: domain.StepRunning}),
+		)
+	}))
+	require.NoError(t, s.InTx(ctx, u, func(tx domain.Tx) error {
+		v, err := tx.NextFlagVersion(ctx, tn.project.ID, "production")
+		require.NoError(t, err)
+		return errors.Join(
+			tx.PutFlagItem(ctx, &domain.FlagItem{ProjectID: tn.project.ID, Environment: "production", Kind: domain.FlagKindFlag,
+				Key: "dark-mode", Data: []byte(`{"key": "dark-mode"}`), Version: v, UpdatedBy: u, UpdatedAt: now}),
+			tx.AppendFlagChange(ctx, &domain.FlagChange{ProjectID: tn.project.ID, Environment: "production", Version: v,
+				Kind: domain.FlagKindFlag, Key: "dark-mode", Data: []byte(`{"key": "dark-mode"}`), ActorID: u, At: now}),
 		)
 	}))
 	return tn

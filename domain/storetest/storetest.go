@@ -45,7 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
 		{"Audit", testAudit},
 		{"Pagination", testPagination},
 	}
-	for _, test := range slices.Concat(tests, canvasTests, outboxTests, notificationTests, deployTests) {
+	for _, test := range slices.Concat(tests, canvasTests, outboxTests, notificationTests, deployTests, flagTests) {
 		t.Run(test.name, func(t *testing.T) { test.fn(t, newStore(t)) })
 	}
 }
