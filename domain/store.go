@@ -85,6 +85,12 @@ type AuditEvent struct {
 	UserAgent     string
 	Result        string // "success" or "failure"
 	Details       map[string]any
+
+	// The hash chain (see [AuditEvent.Seal]), set by AppendAudit.
+	Chain    uuid.UUID // the workspace, or the actor outside workspaces
+	Seq      int64     // 1, 2, ... within Chain
+	PrevHash []byte    // Hash of the event before in Chain; empty for the first
+	Hash     []byte    // SHA-256 of the canonical encoding, see ComputeHash
 }
 
 // Audit results.
@@ -215,14 +221,26 @@ type AuditFilter struct {
 	ProjectID   uuid.UUID
 	ActorID     uuid.UUID
 	Action      string
+	TargetType  string
+	TargetID    string
 	Since       time.Time
 	Until       time.Time
 }
 
 // AuditStore appends and reads audit events. Events are never changed.
 type AuditStore interface {
-	// AppendAudit inserts e.
+	// AppendAudit appends e to the end of its chain, sealing it
+	// (AuditEvent.Seal sets Chain, Seq, PrevHash and Hash), and holds the
+	// chain's head until the transaction ends, so that appends to one
+	// chain are serialised.
 	AppendAudit(ctx context.Context, e *AuditEvent) error
 	// ListAudit returns events matching f in id (time) order.
 	ListAudit(ctx context.Context, f AuditFilter, p Page) ([]*AuditEvent, error)
+	// AuditChainHead returns the head of a chain the actor may read (a
+	// workspace they are a member of, or their own); a chain without
+	// events, or one they may not read, has Seq 0.
+	AuditChainHead(ctx context.Context, chain uuid.UUID) (AuditHead, error)
+	// ListAuditChain returns the events of chain with Seq above afterSeq,
+	// in Seq order, at most limit of them.
+	ListAuditChain(ctx context.Context, chain uuid.UUID, afterSeq int64, limit int) ([]*AuditEvent, error)
 }

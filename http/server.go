@@ -239,6 +239,10 @@ func (s *Server) routes() {
 			r.Post("/notifications/seen-all", s.markAllNotifications(domain.StateSeen))
 			r.Post("/notifications/read-all", s.markAllNotifications(domain.StateRead))
 			r.Patch("/notifications/{notificationID}", s.updateNotification)
+			r.Get("/workspaces/{workspaceID}/audit", s.listAudit)
+			r.Get("/workspaces/{workspaceID}/audit/export", s.exportAudit)
+			r.Get("/workspaces/{workspaceID}/audit/verify", s.verifyAudit)
+
 			r.Get("/me/notification-preferences", s.getNotificationPreferences)
 			r.Patch("/me/notification-preferences", s.updateNotificationPreferences)
 

@@ -3,6 +3,7 @@
 //	tone serve       run the server (in-memory by default; PostgreSQL with --database-url)
 //	tone migrate     apply, roll back or show database migrations (up | down | status)
 //	tone loadtest    load-test a realtime server on this machine (canvas | fanout | idle)
+//	tone audit       verify the audit log's hash chains (verify)
 //	tone version     print the version
 //
 // Every flag has an environment twin: --database-url is TONE_DATABASE_URL.
@@ -43,6 +44,7 @@ Commands:
   serve     run the server
   migrate   up | down | status: manage the PostgreSQL schema
   loadtest  canvas | fanout | idle: load-test a server on this machine
+  audit     verify: check the audit log's hash chains for tampering
   version   print the version
 
 Run 'tone <command> --help' for the flags of a command.
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return migrate(ctx, rest, stdout, stderr)
 	case "loadtest":
 		return runLoadtest(ctx, rest, stdout, stderr)
+	case "audit":
+		return audit(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "tone", buildVersion())
 		return nil

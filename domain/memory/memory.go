@@ -9,6 +9,7 @@ package memory
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -34,6 +35,7 @@ type Store struct {
 	projects       map[uuid.UUID]*domain.Project
 	projectMembers map[memberKey]*domain.Member
 	audit          []*domain.AuditEvent
+	auditHeads     map[uuid.UUID]domain.AuditHead
 	canvasData
 	outboxData
 	notificationData
@@ -54,6 +56,7 @@ func New() *Store {
 		wsMembers:        map[memberKey]*domain.Member{},
 		projects:         map[uuid.UUID]*domain.Project{},
 		projectMembers:   map[memberKey]*domain.Member{},
+		auditHeads:       map[uuid.UUID]domain.AuditHead{},
 		canvasData:       newCanvasData(),
 		outboxData:       newOutboxData(),
 		notificationData: newNotificationData(),
@@ -522,11 +525,48 @@ func (t *tx) AppendAudit(_ context.Context, e *domain.AuditEvent) error {
 	if t.actor == uuid.Nil || e.ActorID != t.actor {
 		return fmt.Errorf("memory: audit event of actor %s in a transaction of %s", e.ActorID, t.actor)
 	}
+	e.Seal(t.s.auditHeads[e.ChainID()])
 	c := clone(e)
+	c.PrevHash, c.Hash = slices.Clone(e.PrevHash), slices.Clone(e.Hash)
 	t.s.audit = append(t.s.audit, c)
 	n := len(t.s.audit)
 	t.undo = append(t.undo, func() { t.s.audit = t.s.audit[:n-1] })
+	set(t, t.s.auditHeads, c.Chain, domain.AuditHead{Chain: c.Chain, Seq: c.Seq, Hash: c.Hash})
 	return nil
+}
+
+func (t *tx) AuditChainHead(_ context.Context, chain uuid.UUID) (domain.AuditHead, error) {
+	if !t.mayReadChain(chain) {
+		return domain.AuditHead{Chain: chain}, nil
+	}
+	h, ok := t.s.auditHeads[chain]
+	if !ok {
+		h.Chain = chain
+	}
+	return h, nil
+}
+
+// mayReadChain mirrors the PostgreSQL policies: the actor's own chain, or
+// a workspace they are a member of.
+func (t *tx) mayReadChain(chain uuid.UUID) bool {
+	return chain == t.actor || t.s.wsMembers[memberKey{chain, t.actor}] != nil
+}
+
+func (t *tx) ListAuditChain(_ context.Context, chain uuid.UUID, afterSeq int64, limit int) ([]*domain.AuditEvent, error) {
+	var out []*domain.AuditEvent
+	if !t.mayReadChain(chain) {
+		return nil, nil
+	}
+	for _, e := range t.s.audit {
+		if e.Chain == chain && e.Seq > afterSeq {
+			out = append(out, clone(e))
+		}
+	}
+	slices.SortFunc(out, func(a, b *domain.AuditEvent) int { return cmp.Compare(a.Seq, b.Seq) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 func (t *tx) ListAudit(_ context.Context, f domain.AuditFilter, p domain.Page) ([]*domain.AuditEvent, error) {
@@ -537,6 +577,8 @@ func (t *tx) ListAudit(_ context.Context, f domain.AuditFilter, p domain.Page) (
 			f.ProjectID != uuid.Nil && e.ProjectID != f.ProjectID,
 			f.ActorID != uuid.Nil && e.ActorID != f.ActorID,
 			f.Action != "" && e.Action != f.Action,
+			f.TargetType != "" && e.TargetType != f.TargetType,
+			f.TargetID != "" && e.TargetID != f.TargetID,
 			!f.Since.IsZero() && e.Time.Before(f.Since),
 			!f.Until.IsZero() && !e.Time.Before(f.Until):
 			continue

@@ -3,12 +3,14 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tone-ai/tone/domain"
 )
@@ -25,18 +27,23 @@ func idOrNil(id pgtype.UUID) uuid.UUID {
 }
 
 const auditColumns = `id, time, actor_id, action, target_type, target_id, workspace_id, project_id,
-	correlation_id, ip, user_agent, result, details`
+	correlation_id, ip, user_agent, result, details, chain, seq, prev_hash, hash`
 
 func scanAudit(row pgx.Row) (*domain.AuditEvent, error) {
 	var e domain.AuditEvent
 	var actor, ws, project pgtype.UUID
 	var details []byte
+	var chain pgtype.UUID
+	var seq *int64
 	if err := row.Scan(&e.ID, &e.Time, &actor, &e.Action, &e.TargetType, &e.TargetID, &ws, &project,
-		&e.CorrelationID, &e.IP, &e.UserAgent, &e.Result, &details); err != nil {
+		&e.CorrelationID, &e.IP, &e.UserAgent, &e.Result, &details, &chain, &seq, &e.PrevHash, &e.Hash); err != nil {
 		return nil, err
 	}
 	e.Time = e.Time.UTC()
-	e.ActorID, e.WorkspaceID, e.ProjectID = idOrNil(actor), idOrNil(ws), idOrNil(project)
+	e.ActorID, e.WorkspaceID, e.ProjectID, e.Chain = idOrNil(actor), idOrNil(ws), idOrNil(project), idOrNil(chain)
+	if seq != nil {
+		e.Seq = *seq
+	}
 	if err := json.Unmarshal(details, &e.Details); err != nil {
 		return nil, fmt.Errorf("audit event %s details: %w", e.ID, err)
 	}
@@ -54,12 +61,47 @@ func (t *tx) AppendAudit(ctx context.Context, e *domain.AuditEvent) (err error) 
 			return err
 		}
 	}
+	var head domain.AuditHead
+	if err := t.tx.QueryRow(ctx, `SELECT seq, hash FROM public.tone_audit_head($1)`, e.ChainID()).
+		Scan(&head.Seq, &head.Hash); err != nil {
+		return err
+	}
+	e.Seal(head)
 	_, err = t.tx.Exec(ctx, `
 		INSERT INTO audit_events (`+auditColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		e.ID, e.Time, nullID(e.ActorID), e.Action, e.TargetType, e.TargetID, nullID(e.WorkspaceID),
-		nullID(e.ProjectID), e.CorrelationID, e.IP, e.UserAgent, e.Result, details)
+		nullID(e.ProjectID), e.CorrelationID, e.IP, e.UserAgent, e.Result, details,
+		e.Chain, e.Seq, e.PrevHash, e.Hash)
 	return mapErr(err, "Audit event")
+}
+
+func (t *tx) AuditChainHead(ctx context.Context, chain uuid.UUID) (_ domain.AuditHead, err error) {
+	defer wrap(&err, "postgres: audit chain head %s", chain)
+	h := domain.AuditHead{Chain: chain}
+	err = t.tx.QueryRow(ctx, `SELECT seq, hash FROM public.tone_audit_chain_head($1)`, chain).Scan(&h.Seq, &h.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, nil
+	}
+	return h, err
+}
+
+func (t *tx) ListAuditChain(ctx context.Context, chain uuid.UUID, afterSeq int64, limit int) (_ []*domain.AuditEvent, err error) {
+	defer wrap(&err, "postgres: list audit chain %s", chain)
+	rows, err := t.tx.Query(ctx, `SELECT `+auditColumns+` FROM audit_events
+		WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, chain, afterSeq, limitArg(limit))
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanAudit)
+}
+
+// limitArg is n as a LIMIT argument: NULL (no limit) for zero or less.
+func limitArg(n int) *int {
+	if n <= 0 {
+		return nil
+	}
+	return &n
 }
 
 func (t *tx) ListAudit(ctx context.Context, f domain.AuditFilter, p domain.Page) (_ []*domain.AuditEvent, err error) {
@@ -82,6 +124,12 @@ func (t *tx) ListAudit(ctx context.Context, f domain.AuditFilter, p domain.Page)
 	if f.Action != "" {
 		add("action = $%d", f.Action)
 	}
+	if f.TargetType != "" {
+		add("target_type = $%d", f.TargetType)
+	}
+	if f.TargetID != "" {
+		add("target_id = $%d", f.TargetID)
+	}
 	if !f.Since.IsZero() {
 		add("time >= $%d", f.Since)
 	}
@@ -95,4 +143,49 @@ func (t *tx) ListAudit(ctx context.Context, f domain.AuditFilter, p domain.Page)
 		return nil, err
 	}
 	return collect(rows, scanAudit)
+}
+
+// VerifyAuditChains checks the audit chains named (all of them when chains
+// is empty) and returns a report per chain, in chain order. pool must
+// connect as the tables' owner (the migrating role), which row-level
+// security does not restrict: `tone audit verify` uses it. Chains whose
+// events remain but whose head row is gone are checked too (against an
+// empty head, so they report a problem).
+func VerifyAuditChains(ctx context.Context, pool *pgxpool.Pool, chains []uuid.UUID) (_ []*domain.AuditReport, err error) {
+	defer wrap(&err, "postgres: verify audit chains")
+	rows, err := pool.Query(ctx, `
+		SELECT c.chain, COALESCE(h.seq, 0), COALESCE(h.hash, '\x')
+		FROM (SELECT chain FROM audit_heads UNION SELECT DISTINCT chain FROM audit_events WHERE chain IS NOT NULL) c
+		LEFT JOIN audit_heads h ON h.chain = c.chain
+		WHERE COALESCE(cardinality($1::uuid[]), 0) = 0 OR c.chain = ANY ($1)
+		ORDER BY c.chain`, chains)
+	if err != nil {
+		return nil, err
+	}
+	heads, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (domain.AuditHead, error) {
+		var h domain.AuditHead
+		err := row.Scan(&h.Chain, &h.Seq, &h.Hash)
+		return h, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []*domain.AuditReport
+	for _, h := range heads {
+		r, err := domain.VerifyAuditChain(ctx, h.Chain,
+			func(context.Context) (domain.AuditHead, error) { return h, nil },
+			func(ctx context.Context, after int64, limit int) ([]*domain.AuditEvent, error) {
+				rows, err := pool.Query(ctx, `SELECT `+auditColumns+` FROM audit_events
+					WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`, h.Chain, after, limit)
+				if err != nil {
+					return nil, err
+				}
+				return collect(rows, scanAudit)
+			})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -484,6 +484,20 @@ func TestRLSAuditAppendOnly(t *testing.T) {
 		require.NoError(t, r.owner.QueryRow(ctx, `SELECT has_table_privilege('tone_app', 'audit_events', $1)`, priv).Scan(&has))
 		assert.False(t, has, priv)
 	}
+	// Nor can it move a chain's head, or append an event that does not
+	// extend it.
+	for _, priv := range []string{"SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE"} {
+		var has bool
+		require.NoError(t, r.owner.QueryRow(ctx, `SELECT has_table_privilege('tone_app', 'audit_heads', $1)`, priv).Scan(&has))
+		assert.False(t, has, "audit_heads %s", priv)
+	}
+	asUser(t, r.app, r.a.user.ID.String(), func(tx pgx.Tx) {
+		code, _ := sqlState(t, tx, `UPDATE audit_heads SET seq = 0`)
+		assert.Equal(t, insufficientPrivilege, code)
+		code, _ = sqlState(t, tx, `INSERT INTO audit_events (id, time, actor_id, action, result, chain, seq, prev_hash, hash)
+			VALUES ($1, now(), $2, 'x', 'success', $2, 99, '\x', '\x00')`, newID(), r.a.user.ID)
+		assert.Equal(t, "P0001", code, "an event that does not follow the head")
+	})
 }
 
 func TestRLSAuditInsert(t *testing.T) {
@@ -671,8 +685,8 @@ func TestAppRole(t *testing.T) {
 		assert.Equal(t, rls{true, true}, got[tt.name], "%s has ENABLE and FORCE row-level security", tt.name)
 		delete(got, tt.name)
 	}
-	assert.Equal(t, map[string]rls{"users": {}, "refresh_tokens": {}, "outbox": {}}, got,
-		"only the account tables, which login needs before anyone is known, and the outbox, which the relay reads as nobody, are outside row-level security")
+	assert.Equal(t, map[string]rls{"users": {}, "refresh_tokens": {}, "outbox": {}, "audit_heads": {true, true}}, got,
+		"only the account tables, which login needs before anyone is known, and the outbox, which the relay reads as nobody, are outside row-level security; audit_heads is under it with no policy at all")
 
 	// Every SECURITY DEFINER function pins its search_path.
 	var unpinned []string

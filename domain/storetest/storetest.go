@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
 		{"ProjectMembers", testProjectMembers},
 		{"CoMembers", testCoMembers},
 		{"Audit", testAudit},
+		{"AuditChain", testAuditChain},
 		{"Pagination", testPagination},
 	}
 	for _, test := range slices.Concat(tests, canvasTests, outboxTests, notificationTests, deployTests, flagTests) {
