@@ -396,10 +396,31 @@ func (s *Service) transition(ctx context.Context, tx Tx, actor uuid.UUID, d *Dep
 	if final == "" {
 		return nil
 	}
-	data = deployEventData(d)
-	data["url"] = d.URL
-	data["duration_ms"] = d.Duration().Milliseconds()
-	return s.emit(ctx, tx, actor, ProjectChannel(d.ProjectID), final, data)
+	result := func() map[string]any {
+		data := deployEventData(d)
+		data["url"] = d.URL
+		data["duration_ms"] = d.Duration().Milliseconds()
+		return data
+	}
+	if err := s.emit(ctx, tx, actor, ProjectChannel(d.ProjectID), final, result()); err != nil {
+		return err
+	}
+	return s.notifyDeployment(ctx, tx, actor, d, final, result())
+}
+
+// notifyDeployment tells the project's members who opted in that d
+// succeeded or failed (typ is NotifyDeploymentSucceeded or
+// NotifyDeploymentFailed). A runner's token, or the reaper, is no user:
+// such notifications name no actor.
+func (s *Service) notifyDeployment(ctx context.Context, tx Tx, actor uuid.UUID, d *Deployment, typ string, data map[string]any) error {
+	if actor != uuid.Nil {
+		if _, err := tx.UserByID(ctx, actor); ErrorCode(err) == ENotFound {
+			actor = uuid.Nil
+		} else if err != nil {
+			return err
+		}
+	}
+	return s.NotifyProject(ctx, tx, actor, d.ProjectID, typ, data)
 }
 
 func checkReason(reason string) (string, error) {

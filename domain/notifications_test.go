@@ -241,3 +241,42 @@ func TestNotificationRollback(t *testing.T) {
 		assert.Equal(t, domain.NotificationCounts{}, f.counts(t, bob.UserID))
 	})
 }
+
+// TestDeploymentNotifications: a runner's reports notify the project's
+// members who opted in, naming no actor; failures of one project group
+// into a digest.
+func TestDeploymentNotifications(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		tm := newDeployTeam(t, f)
+		_, err := f.svc.SetNotificationPreferences(ctx, tm.viewer.UserID, map[string]bool{
+			domain.NotifyDeploymentFailed: true, domain.NotifyDeploymentSucceeded: true,
+		})
+		require.NoError(t, err)
+		for range 3 {
+			d := tm.deploy(t, f)
+			_, err := f.svc.Report(ctx, tm.runner, d.ID, domain.DeploymentReport{State: domain.DeployFailed, Reason: "tests failed"})
+			require.NoError(t, err)
+			f.clock.Add(time.Minute)
+		}
+		d := tm.deploy(t, f)
+		for _, st := range pathTo[domain.DeployReady] {
+			_, err := f.svc.Report(ctx, tm.runner, d.ID, domain.DeploymentReport{State: st})
+			require.NoError(t, err)
+		}
+		ns := append(f.inbox(t, tm.viewer.UserID, domain.NotificationListOptions{Type: domain.NotifyDeploymentSucceeded}),
+			f.inbox(t, tm.viewer.UserID, domain.NotificationListOptions{Type: domain.NotifyDeploymentFailed})...)
+		require.Len(t, ns, 2)
+		assert.Equal(t, 1, ns[0].Count)
+		assert.Equal(t, 3, ns[1].Count, "three failures, one digest")
+		assert.Equal(t, uuid.Nil, ns[1].ActorID, "a runner is no user")
+		assert.Equal(t, tm.project.ID, ns[1].ProjectID)
+		var data map[string]any
+		require.NoError(t, json.Unmarshal(ns[1].Data, &data))
+		assert.Equal(t, "tests failed", data["reason"])
+		assert.Equal(t, "production", data["environment"])
+		assert.NotEmpty(t, data["project_name"])
+		for _, u := range []uuid.UUID{tm.owner.UserID, tm.editor.UserID} {
+			assert.Empty(t, f.inbox(t, u, domain.NotificationListOptions{Type: domain.NotifyDeploymentFailed}), "not opted in")
+		}
+	})
+}
