@@ -81,10 +81,24 @@ func newClient(n *Node, conn *websocket.Conn, r *http.Request) *Client {
 // serve runs the connection: connect handshake, then commands until the
 // connection ends.
 func (c *Client) serve(ctx context.Context) {
-	defer c.cleanup()
 	if !c.handshake(ctx) {
+		c.cleanup()
 		return
 	}
+	// Authenticating the connect frame grew this goroutine's stack, and an
+	// idle connection keeps its reader's stack for hours: the commands are
+	// read on a fresh goroutine, whose stack stays as small as reading
+	// needs.
+	c.node.wg.Add(1)
+	go func() {
+		defer c.node.wg.Done()
+		defer c.cleanup()
+		c.readCommands(ctx)
+	}()
+}
+
+// readCommands reads and handles commands until the connection ends.
+func (c *Client) readCommands(ctx context.Context) {
 	for {
 		typ, msg, err := c.conn.Read(ctx)
 		if err != nil {
