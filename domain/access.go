@@ -65,8 +65,9 @@ const (
 	ActDeployTokensManage Action = "deploy_tokens.manage"
 
 	// Feature flags, segments and config values.
-	ActFlagRead  Action = "flag.read"
-	ActFlagWrite Action = "flag.write"
+	ActFlagRead          Action = "flag.read"
+	ActFlagWrite         Action = "flag.write"
+	ActLogSettingsManage Action = "log_settings.manage"
 )
 
 // Permissions is the permission matrix: the least role that may perform each
@@ -92,8 +93,9 @@ var Permissions = map[Action]Role{
 	ActDeploymentCancel:   RoleEditor,
 	ActDeployTokensManage: RoleAdmin,
 
-	ActFlagRead:  RoleViewer,
-	ActFlagWrite: RoleEditor,
+	ActFlagRead:          RoleViewer,
+	ActFlagWrite:         RoleEditor,
+	ActLogSettingsManage: RoleAdmin,
 }
 
 // Can reports whether role r may perform action a.

@@ -193,6 +193,11 @@ type DeployStore interface {
 	// it until the transaction ends, so that concurrent changes of one
 	// deployment are serialised.
 	LockDeployment(ctx context.Context, id uuid.UUID) (*Deployment, error)
+	// LockDeploymentShared returns the deployment like DeploymentByID and
+	// holds a shared lock on it until the transaction ends: it waits for,
+	// and holds off, LockDeployment, but not other shared locks. Log
+	// appends take it so that a deployment does not finish under them.
+	LockDeploymentShared(ctx context.Context, id uuid.UUID) (*Deployment, error)
 	// UpdateDeployment saves d's state, reason, runner, lease, results and
 	// timestamps. Returns ENotFound if absent.
 	UpdateDeployment(ctx context.Context, d *Deployment) error

@@ -392,6 +392,11 @@ func (s *Service) transition(ctx context.Context, tx Tx, actor uuid.UUID, d *Dep
 	if err := s.emit(ctx, tx, actor, ProjectChannel(d.ProjectID), EventDeploymentStateChanged, data); err != nil {
 		return err
 	}
+	if to.Final() {
+		if err := s.logFinal(ctx, tx, actor, d); err != nil {
+			return err
+		}
+	}
 	final := map[DeployState]string{DeployReady: EventDeploymentSucceeded, DeployFailed: EventDeploymentFailed}[to]
 	if final == "" {
 		return nil

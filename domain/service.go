@@ -33,6 +33,12 @@ type Config struct {
 	// Feature flags.
 	FlagHistory  int           // changes kept per environment for FlagChanges; default DefaultFlagHistory
 	FlagCacheTTL time.Duration // how long evaluation trusts its copy of an environment; default DefaultFlagCacheTTL
+
+	// Deployment logs.
+	LogMaxLines      int64         // lines kept per deployment (the oldest are dropped); default 1,000,000
+	LogMaxBytes      int64         // bytes kept per deployment; default 256 MiB
+	LogRetentionDays int           // days lines are kept in projects without a setting; default 30
+	LogSearchTimeout time.Duration // how long a log search may run; default 5 s
 }
 
 // Service carries out every use case of the platform over a Store.
@@ -96,6 +102,18 @@ func NewService(store Store, cfg Config) (*Service, error) {
 	}
 	if cfg.FlagCacheTTL <= 0 {
 		cfg.FlagCacheTTL = DefaultFlagCacheTTL
+	}
+	if cfg.LogMaxLines <= 0 {
+		cfg.LogMaxLines = 1_000_000
+	}
+	if cfg.LogMaxBytes <= 0 {
+		cfg.LogMaxBytes = 256 << 20
+	}
+	if cfg.LogRetentionDays <= 0 {
+		cfg.LogRetentionDays = 30
+	}
+	if cfg.LogSearchTimeout <= 0 {
+		cfg.LogSearchTimeout = searchTimeout
 	}
 	if cfg.Keys == nil {
 		k, err := GenerateKeyring()

@@ -130,6 +130,7 @@ type Tx interface {
 	NotificationStore
 	DeployStore
 	FlagStore
+	LogStore
 }
 
 // UserStore stores accounts.

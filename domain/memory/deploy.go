@@ -147,6 +147,11 @@ func (t *tx) LockDeployment(ctx context.Context, id uuid.UUID) (*domain.Deployme
 	return t.DeploymentByID(ctx, id)
 }
 
+// LockDeploymentShared is DeploymentByID, as LockDeployment is.
+func (t *tx) LockDeploymentShared(ctx context.Context, id uuid.UUID) (*domain.Deployment, error) {
+	return t.DeploymentByID(ctx, id)
+}
+
 func (t *tx) UpdateDeployment(_ context.Context, d *domain.Deployment) error {
 	old, ok := t.s.deployments[d.ID]
 	if !ok {
@@ -241,6 +246,8 @@ func (t *tx) deleteProjectDeployments(project uuid.UUID) {
 			}
 		}
 		del(t, t.s.stepCount, id)
+		t.deleteDeploymentLogs(id)
 		del(t, t.s.deployments, id)
 	}
+	t.deleteProjectLogSettings(project)
 }

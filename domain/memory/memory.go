@@ -41,6 +41,7 @@ type Store struct {
 	notificationData
 	deployData
 	flagData
+	logData
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -62,6 +63,7 @@ func New() *Store {
 		notificationData: newNotificationData(),
 		deployData:       newDeployData(),
 		flagData:         newFlagData(),
+		logData:          newLogData(),
 	}
 }
 

@@ -158,6 +158,14 @@ func (t *tx) LockDeployment(ctx context.Context, id uuid.UUID) (_ *domain.Deploy
 	return d, mapErr(err, "Deployment")
 }
 
+// LockDeploymentShared takes FOR SHARE on the deployment row, which
+// LockDeployment's FOR NO KEY UPDATE waits for.
+func (t *tx) LockDeploymentShared(ctx context.Context, id uuid.UUID) (_ *domain.Deployment, err error) {
+	defer wrap(&err, "postgres: share-lock deployment %s", id)
+	d, err := scanDeployment(t.tx.QueryRow(ctx, `SELECT `+deploymentColumns+` FROM deployments d WHERE d.id = $1 FOR SHARE`, id))
+	return d, mapErr(err, "Deployment")
+}
+
 func (t *tx) UpdateDeployment(ctx context.Context, d *domain.Deployment) (err error) {
 	defer wrap(&err, "postgres: update deployment %s", d.ID)
 	tag, err := t.tx.Exec(ctx, `
