@@ -34,6 +34,7 @@ type accessFixture struct {
 	ws, project, canvas, version          uuid.UUID
 	rect                                  crdt.ID
 	deployment, deployToken               uuid.UUID   // a queued deployment and a deploy token of the project
+	logSecret                             uuid.UUID   // a log secret of the project
 	actorRole                             domain.Role // "" for a non-member
 }
 
@@ -59,6 +60,9 @@ func newAccessFixture(t *testing.T, scope roleScope, role domain.Role) *accessFi
 	f.canvas = a.createCanvas(f.owner, f.project, "Board")
 	f.rect, f.version = seedCanvas(t, a.svc, f.owner.ID, f.canvas)
 	f.deployment, f.deployToken = seedDeployment(t, a.svc, f.owner.ID, f.project)
+	sec, err := a.svc.CreateLogSecret(context.Background(), f.owner.ID, f.project, "seeded", "seeded-value")
+	require.NoError(t, err)
+	f.logSecret = sec.ID
 	if role != "" {
 		if scope == inWorkspace {
 			a.addMember(f.owner, "workspaces", f.ws, f.actor, role)
@@ -447,6 +451,42 @@ func mutations() []mutation {
 			took: func(t *testing.T, f *accessFixture) bool {
 				ts := listAll[deployTokenJSON](f.a, f.owner, f.projectPath("/deploy-tokens"))
 				return len(ts) == 1 && ts[0].RevokedAt != nil
+			},
+		},
+		{
+			name: "set log retention", route: "PATCH /api/v1/projects/{projectID}/log-settings",
+			scopes: bothScopes, action: domain.ActLogSettingsManage, success: http.StatusOK,
+			call: func(f *accessFixture) *response {
+				return f.a.do("PATCH", f.projectPath("/log-settings"), f.actor.Access, map[string]int{"retention_days": 9})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				var st logSettingsJSON
+				f.a.do("GET", f.projectPath("/log-settings"), f.owner.Access, nil).decode(t, &st)
+				return st.RetentionDays == 9
+			},
+		},
+		{
+			name: "add log secret", route: "POST /api/v1/projects/{projectID}/log-secrets",
+			scopes: bothScopes, action: domain.ActLogSettingsManage, success: http.StatusCreated,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", f.projectPath("/log-secrets"), f.actor.Access, map[string]string{"name": "new", "value": "new-value"})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				var l listBody[logSecretJSON]
+				f.a.do("GET", f.projectPath("/log-secrets"), f.owner.Access, nil).decode(t, &l)
+				return len(l.Items) == 2
+			},
+		},
+		{
+			name: "remove log secret", route: "DELETE /api/v1/projects/{projectID}/log-secrets/{secretID}",
+			scopes: bothScopes, action: domain.ActLogSettingsManage, success: http.StatusNoContent,
+			call: func(f *accessFixture) *response {
+				return f.a.do("DELETE", f.projectPath("/log-secrets/", f.logSecret.String()), f.actor.Access, nil)
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				var l listBody[logSecretJSON]
+				f.a.do("GET", f.projectPath("/log-secrets"), f.owner.Access, nil).decode(t, &l)
+				return len(l.Items) == 0
 			},
 		},
 		{

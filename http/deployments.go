@@ -274,6 +274,7 @@ func (s *Server) runnerRoutes(r chi.Router) {
 		r.Post("/deployments/{deploymentID}/heartbeat", s.runnerHeartbeat)
 		r.Post("/deployments/{deploymentID}/report", s.runnerReport)
 		r.Post("/deployments/{deploymentID}/steps", s.runnerStep)
+		r.Post("/deployments/{deploymentID}/logs", s.runnerAppendLogs)
 	})
 }
 

@@ -80,3 +80,61 @@ func TestRunnerFlow(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, a.do("DELETE", base+"/deploy-tokens/"+tok.ID.String(), owner.Access, nil).Status)
 	assert.Equal(t, http.StatusUnauthorized, a.do("GET", run, tok.Token, nil).Status)
 }
+
+// TestRunnerLogs sends log batches over REST, with a resend and a gap, and
+// reads them back: by range, as a download and by search.
+func TestRunnerLogs(t *testing.T) {
+	a := newTestAPI(t, Config{}, testDomainConfig())
+	owner, viewer := a.signUp("owner"), a.signUp("viewer")
+	ws := a.createWorkspace(owner, "Acme")
+	project := a.createProject(owner, ws, "Site")
+	a.addMember(owner, "projects", project, viewer, domain.RoleViewer)
+	base := "/api/v1/projects/" + project.String()
+	var tok deployTokenJSON
+	a.do("POST", base+"/deploy-tokens", owner.Access, map[string]string{"name": "ci"}).decode(t, &tok)
+	require.Equal(t, http.StatusCreated, a.do("POST", base+"/log-secrets", owner.Access, map[string]string{"name": "pw", "value": "hunter2!"}).Status)
+	var d deploymentJSON
+	a.do("POST", "/api/v1/runner/deployments", tok.Token, map[string]string{"environment": "production"}).decode(t, &d)
+	logs := "/api/v1/runner/deployments/" + d.ID.String() + "/logs"
+
+	send := func(first int, lines ...string) *response {
+		return a.do("POST", logs, tok.Token, map[string]any{"step": "build", "first_line": first, "lines": lines})
+	}
+	resp := send(1, "\x1b[32mstart\x1b[0m", "password hunter2!")
+	require.Equal(t, http.StatusOK, resp.Status, resp.String())
+	var res logAppendJSON
+	resp.decode(t, &res)
+	assert.Equal(t, logAppendJSON{Appended: 2, NextLine: 3, FirstSeq: 1, LastSeq: 2}, res)
+	resp = send(1, "\x1b[32mstart\x1b[0m", "password hunter2!")
+	require.Equal(t, http.StatusOK, resp.Status)
+	res = logAppendJSON{}
+	resp.decode(t, &res)
+	assert.Equal(t, logAppendJSON{Appended: 0, NextLine: 3}, res, "a resent batch is harmless")
+	resp = send(5, "too far")
+	require.Equal(t, http.StatusRequestedRangeNotSatisfiable, resp.Status, resp.String())
+	assert.Equal(t, 3.0, resp.errDetails()["expected_line"])
+	require.Equal(t, http.StatusOK, send(3, "done").Status)
+
+	resp = a.do("GET", "/api/v1/deployments/"+d.ID.String()+"/logs?since=1&lines=10", viewer.Access, nil)
+	require.Equal(t, http.StatusOK, resp.Status, resp.String())
+	var page logPageJSON
+	resp.decode(t, &page)
+	assert.Equal(t, []logLineJSON{{Seq: 2, Step: "build", Line: 2, Text: "password ***"}, {Seq: 3, Step: "build", Line: 3, Text: "done"}}, page.Lines)
+	assert.Equal(t, uint64(3), page.NextSince)
+	assert.Equal(t, uint64(3), page.Top)
+
+	resp = a.do("GET", "/api/v1/deployments/"+d.ID.String()+"/logs/download", viewer.Access, nil)
+	require.Equal(t, http.StatusOK, resp.Status)
+	assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+	assert.Equal(t, "\x1b[32mstart\x1b[0m\npassword ***\ndone\n", string(resp.Body))
+
+	resp = a.do("GET", "/api/v1/deployments/"+d.ID.String()+"/logs/search?q=%5Ed&regex=true", viewer.Access, nil)
+	require.Equal(t, http.StatusOK, resp.Status, resp.String())
+	var m logMatchesJSON
+	resp.decode(t, &m)
+	assert.Equal(t, []logLineJSON{{Seq: 3, Step: "build", Line: 3, Text: "done"}}, m.Lines)
+	assert.True(t, m.Complete)
+	assert.Equal(t, http.StatusBadRequest, a.do("GET", "/api/v1/deployments/"+d.ID.String()+"/logs/search?q=(&regex=true", viewer.Access, nil).Status)
+	assert.Equal(t, http.StatusNotFound, a.do("GET", "/api/v1/deployments/"+d.ID.String()+"/logs", a.signUp("stranger").Access, nil).Status)
+	assert.Equal(t, http.StatusForbidden, a.do("GET", base+"/log-secrets", viewer.Access, nil).Status)
+}

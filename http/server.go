@@ -75,7 +75,8 @@ type Config struct {
 	ExtraRoutes     func(r chi.Router)          // more routes under /api/v1 (realtime, ...)
 	Canvases        CanvasLive                  // live canvas documents, for versions; nil: 503
 
-	RequestsPerRunner Rate // runner API requests per deploy token
+	RequestsPerRunner Rate           // runner API requests per deploy token
+	Logs              LogBroadcaster // ships appended log lines to live tails; nil: none
 }
 
 // DefaultConfig returns the settings used when nothing is configured.
@@ -254,6 +255,14 @@ func (s *Server) routes() {
 			r.Post("/projects/{projectID}/deploy-tokens", s.createDeployToken)
 			r.Delete("/projects/{projectID}/deploy-tokens/{tokenID}", s.revokeDeployToken)
 			s.flagRoutes(r)
+			r.Get("/deployments/{deploymentID}/logs", s.readLogs)
+			r.Get("/deployments/{deploymentID}/logs/download", s.downloadLogs)
+			r.Get("/deployments/{deploymentID}/logs/search", s.searchLogs)
+			r.Get("/projects/{projectID}/log-settings", s.getLogSettings)
+			r.Patch("/projects/{projectID}/log-settings", s.updateLogSettings)
+			r.Get("/projects/{projectID}/log-secrets", s.listLogSecrets)
+			r.Post("/projects/{projectID}/log-secrets", s.createLogSecret)
+			r.Delete("/projects/{projectID}/log-secrets/{secretID}", s.deleteLogSecret)
 		})
 		s.runnerRoutes(r)
 		if s.cfg.ExtraRoutes != nil {

@@ -126,9 +126,13 @@ type serveConfig struct {
 	RedisPrefix string
 	PresenceTTL time.Duration
 
-	DeployLease    time.Duration
-	ReaperInterval time.Duration
-	RateRunner     tonehttp.Rate
+	DeployLease      time.Duration
+	ReaperInterval   time.Duration
+	RateRunner       tonehttp.Rate
+	LogMaxLines      int64
+	LogMaxBytes      int64
+	LogRetention     int
+	LogPruneInterval time.Duration
 
 	// Feature flags.
 	FlagHistory  int
@@ -176,4 +180,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 
 	fs.IntVar(&c.FlagHistory, "flag-history", domain.DefaultFlagHistory, "flag and config changes kept per environment; a client further behind gets a snapshot")
 	fs.DurationVar(&c.FlagCacheTTL, "flag-cache-ttl", domain.DefaultFlagCacheTTL, "how long flag evaluation trusts its copy of an environment before checking the stored version")
+	fs.Int64Var(&c.LogMaxLines, "log-max-lines", 1_000_000, "log lines kept per deployment; beyond, the oldest are dropped behind a marker line")
+	fs.Int64Var(&c.LogMaxBytes, "log-max-bytes", 256<<20, "log bytes kept per deployment; beyond, the oldest lines are dropped behind a marker line")
+	fs.IntVar(&c.LogRetention, "log-retention", 30, "days log lines are kept in projects without a retention setting")
+	fs.DurationVar(&c.LogPruneInterval, "log-prune-interval", time.Hour, "how often log lines past their retention are deleted")
 }

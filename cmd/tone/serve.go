@@ -49,8 +49,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		return err
 	}
 
-	if cfg.ReaperInterval <= 0 {
-		return fmt.Errorf("serve: --reaper-interval must be positive")
+	if cfg.ReaperInterval <= 0 || cfg.LogPruneInterval <= 0 {
+		return fmt.Errorf("serve: --reaper-interval and --log-prune-interval must be positive")
+	}
+	if cfg.LogMaxLines <= 0 || cfg.LogMaxBytes <= 0 || cfg.LogRetention <= 0 {
+		return fmt.Errorf("serve: --log-max-lines, --log-max-bytes and --log-retention must be positive")
 	}
 	keys, err := loadKeys(cfg.SigningKeyFile)
 	if err != nil {
@@ -73,6 +76,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		Keys: keys, AccessTTL: cfg.AccessTokenTTL, RefreshTTL: cfg.RefreshTokenTTL, RefreshGrace: cfg.RefreshGrace,
 		Logger: logger, DeployLease: cfg.DeployLease,
 		FlagHistory: cfg.FlagHistory, FlagCacheTTL: cfg.FlagCacheTTL,
+		LogMaxLines: cfg.LogMaxLines, LogMaxBytes: cfg.LogMaxBytes, LogRetentionDays: cfg.LogRetention,
 	})
 	if err != nil {
 		return err
@@ -109,6 +113,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	go func() { svc.RunOutbox(relayCtx, nodePublisher{node}); close(relayDone) }()
 	// The reaper fails deployments whose runner stopped heartbeating.
 	go svc.RunReaper(relayCtx, cfg.ReaperInterval)
+	// The pruner deletes log lines past their project's retention.
+	go svc.RunLogPruner(relayCtx, cfg.LogPruneInterval)
 
 	api := tonehttp.NewServer(svc, tonehttp.Config{
 		MaxBodyBytes:      cfg.MaxBodyBytes,

@@ -49,6 +49,11 @@ var tenantTables = []struct{ name, key string }{
 	{"flag_environments", "project_id || '/' || name"},
 	{"flag_items", "project_id || '/' || environment || '/' || kind || '/' || key"},
 	{"flag_changes", "project_id || '/' || environment || '/' || version"},
+	{"deployment_logs", "deployment_id::text"},
+	{"deployment_log_steps", "deployment_id || '/' || step"},
+	{"log_chunks", "deployment_id || '/' || first_seq"},
+	{"log_secrets", "id::text"},
+	{"project_log_settings", "project_id::text"},
 }
 
 // tenant is one user's corner of the database, written through the store as
@@ -64,7 +69,8 @@ type tenant struct {
 	snapshots   []*domain.CanvasSnapshot
 	note        *domain.Notification // in user's inbox
 	token       *domain.DeployToken  // of the project
-	deployment  *domain.Deployment   // in the project, with a step "build"
+	deployment  *domain.Deployment   // in the project, with a step "build" and a line of log
+	secret      *domain.LogSecret    // of the project
 }
 
 // rows are the keys (as tenantTables names them) of the tenant's rows.
@@ -96,6 +102,11 @@ func (tn *tenant) rows() map[string][]string {
 		"flag_environments":        {tn.project.ID.String() + "/production"},
 		"flag_items":               {tn.project.ID.String() + "/production/flag/dark-mode"},
 		"flag_changes":             {tn.project.ID.String() + "/production/1"},
+		"deployment_logs":          {tn.deployment.ID.String()},
+		"deployment_log_steps":     {tn.deployment.ID.String() + "/build"},
+		"log_chunks":               {tn.deployment.ID.String() + "/1"},
+		"log_secrets":              {tn.secret.ID.String()},
+		"project_log_settings":     {tn.project.ID.String()},
 	}
 }
 
@@ -174,6 +185,23 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 				Key: "dark-mode", Data: []byte(`{"key": "dark-mode"}`), Version: v, UpdatedBy: u, UpdatedAt: now}),
 			tx.AppendFlagChange(ctx, &domain.FlagChange{ProjectID: tn.project.ID, Environment: "production", Version: v,
 				Kind: domain.FlagKindFlag, Key: "dark-mode", Data: []byte(`{"key": "dark-mode"}`), ActorID: u, At: now}),
+		)
+	}))
+	tn.secret = &domain.LogSecret{ID: newID(), ProjectID: tn.project.ID, Name: "pw", Value: "secret of " + name, CreatedBy: u, CreatedAt: now}
+	require.NoError(t, s.InTx(ctx, u, func(tx domain.Tx) error {
+		return errors.Join(tx.CreateLogSecret(ctx, tn.secret), tx.PutLogRetention(ctx, tn.project.ID, 7, now))
+	}))
+	require.NoError(t, s.InTx(ctx, tn.token.ID, func(tx domain.Tx) error {
+		st, err := tx.LockLogState(ctx, tn.deployment.ID)
+		if err != nil {
+			return err
+		}
+		st.NextSeq, st.Lines, st.Bytes = 2, 1, 5
+		return errors.Join(
+			tx.AppendLogChunk(ctx, &domain.LogChunk{DeploymentID: tn.deployment.ID, FirstSeq: 1, LastSeq: 1, Step: "build",
+				FirstLine: 1, LastLine: 1, Lines: []string{"hello"}, Bytes: 5, CreatedAt: now}),
+			tx.PutLogStepNext(ctx, tn.deployment.ID, "build", 2),
+			tx.SaveLogState(ctx, st),
 		)
 	}))
 	return tn
@@ -596,7 +624,7 @@ func TestRLSRunner(t *testing.T) {
 		rows := a.rows()
 		for _, tt := range tenantTables {
 			want := []string{}
-			if strings.HasPrefix(tt.name, "deploy") {
+			if strings.HasPrefix(tt.name, "deploy") || strings.HasPrefix(tt.name, "log_") || tt.name == "project_log_settings" {
 				want = rows[tt.name]
 			}
 			assert.Equal(t, want, append([]string{}, keys(t, tx, tt.name, tt.key)...), "%s as a's runner", tt.name)
