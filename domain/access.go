@@ -68,6 +68,8 @@ const (
 	ActFlagRead          Action = "flag.read"
 	ActFlagWrite         Action = "flag.write"
 	ActLogSettingsManage Action = "log_settings.manage"
+	// SDK keys, with which applications evaluate flags.
+	ActSDKKeysManage Action = "sdk_keys.manage"
 )
 
 // Permissions is the permission matrix: the least role that may perform each
@@ -96,6 +98,7 @@ var Permissions = map[Action]Role{
 	ActFlagRead:          RoleViewer,
 	ActFlagWrite:         RoleEditor,
 	ActLogSettingsManage: RoleAdmin,
+	ActSDKKeysManage:     RoleAdmin,
 }
 
 // Can reports whether role r may perform action a.

@@ -280,3 +280,66 @@ func TestEvaluateFlags(t *testing.T) {
 		assert.Equal(t, flag.ErrFlagNotFound, ev[0].ErrorCode)
 	})
 }
+
+func TestSDKKeys(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		tm := newCanvasTeam(t, f)
+		p, owner := tm.project.ID, tm.owner.UserID
+		staff := &flag.Segment{Key: "staff", Rules: []flag.SegmentRule{{Conditions: []flag.Condition{
+			{Attribute: "email", Op: flag.OpEndsWith, Values: []any{"@tone.dev"}}}}}}
+		_, _, err := f.svc.PutSegment(ctx, owner, p, staff)
+		require.NoError(t, err)
+		g := boolFlag("gated")
+		g.Rules[0].Conditions = []flag.Condition{{Op: flag.OpInSegment, Values: []any{"staff"}}}
+		_, _, err = f.svc.PutFlag(ctx, owner, p, "production", g)
+		require.NoError(t, err)
+		_, _, err = f.svc.PutFlag(ctx, owner, p, "staging", boolFlag("staged"))
+		require.NoError(t, err)
+
+		_, _, err = f.svc.CreateSDKKey(ctx, tm.editor.UserID, p, "production", "web")
+		code(t, domain.EForbidden, err)
+		k, secret, err := f.svc.CreateSDKKey(ctx, tm.admin.UserID, p, "production", "web")
+		require.NoError(t, err)
+		assert.NotContains(t, string(k.Hash), secret)
+
+		c, err := f.svc.AuthenticateSDK(ctx, secret)
+		require.NoError(t, err)
+		assert.Equal(t, domain.SDKClient{KeyID: k.ID, ProjectID: p, Environment: "production"}, *c)
+		for _, bad := range []string{"", "tone_sdk_nope", "not-a-key", secret + "x"} {
+			_, err := f.svc.AuthenticateSDK(ctx, bad)
+			code(t, domain.EUnauthenticated, err)
+		}
+
+		// The key reads its environment and the project's segments.
+		v, ev, err := f.svc.EvaluateFlagsSDK(ctx, c, domain.EvaluationRequest{Context: flag.Context{"email": "a@tone.dev"}})
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), v)
+		require.Len(t, ev, 1)
+		assert.Equal(t, "gated", ev[0].Key)
+		assert.Equal(t, "on", ev[0].Variant)
+		sync, err := f.svc.FlagChangesSDK(ctx, c, 0)
+		require.NoError(t, err)
+		assert.Len(t, sync.Changes, 1)
+		sync, err = f.svc.FlagChangesSDK(ctx, c, 5)
+		require.NoError(t, err)
+		require.True(t, sync.Snapshot)
+		assert.Len(t, sync.Flags, 1)
+		assert.Len(t, sync.Segments, 1)
+
+		ks, next, err := f.svc.ListSDKKeys(ctx, owner, p, domain.ListOptions{})
+		require.NoError(t, err)
+		assert.Empty(t, next)
+		require.Len(t, ks, 1)
+		_, _, err = f.svc.ListSDKKeys(ctx, tm.viewer.UserID, p, domain.ListOptions{})
+		code(t, domain.EForbidden, err)
+
+		code(t, domain.ENotFound, f.svc.RevokeSDKKey(ctx, owner, p, tm.project.WorkspaceID))
+		require.NoError(t, f.svc.RevokeSDKKey(ctx, owner, p, k.ID))
+		_, err = f.svc.AuthenticateSDK(ctx, secret)
+		code(t, domain.EUnauthenticated, err)
+		require.NoError(t, f.svc.RevokeSDKKey(ctx, owner, p, k.ID), "revoking again succeeds")
+
+		assert.Equal(t, []string{"sdk_key.create:success", "sdk_key.revoke:success", "sdk_key.revoke:success"},
+			filterActions(f.auditActions(t, domain.AuditFilter{ProjectID: p}, owner), "sdk_key."))
+	})
+}

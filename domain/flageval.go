@@ -34,6 +34,12 @@ type FlagSync struct {
 // Version, which the next call then repeats (applying a change twice is
 // harmless: it replaces or deletes an item by key).
 func (s *Service) FlagChanges(ctx context.Context, actor, projectID uuid.UUID, env string, since int64) (*FlagSync, error) {
+	return s.flagChanges(ctx, actor, projectID, env, since, true)
+}
+
+// flagChanges is FlagChanges, checking the actor's membership if member is
+// set (an SDK client's key was checked when it authenticated).
+func (s *Service) flagChanges(ctx context.Context, actor, projectID uuid.UUID, env string, since int64, member bool) (*FlagSync, error) {
 	if err := checkEnvironment(env); err != nil {
 		return nil, err
 	}
@@ -42,8 +48,10 @@ func (s *Service) FlagChanges(ctx context.Context, actor, projectID uuid.UUID, e
 	}
 	out := &FlagSync{Environment: env}
 	err := s.store.InTx(ctx, actor, func(tx Tx) error {
-		if _, err := flagAccess(ctx, tx, projectID, actor, ActFlagRead); err != nil {
-			return err
+		if member {
+			if _, err := flagAccess(ctx, tx, projectID, actor, ActFlagRead); err != nil {
+				return err
+			}
 		}
 		// Versions commit in order (NextFlagVersion holds the environment),
 		// so every change up to the version read has committed.
@@ -138,12 +146,6 @@ func (s *Service) EvaluateFlags(ctx context.Context, actor, projectID uuid.UUID,
 	if err := checkEnvironment(env); err != nil {
 		return 0, nil, err
 	}
-	if len(req.Keys) > MaxEvaluationKeys {
-		return 0, nil, Errorf(EInvalid, "At most %d flags per evaluation.", MaxEvaluationKeys).WithDetail("field", "keys")
-	}
-	if req.Type != "" && !req.Type.Valid() {
-		return 0, nil, Errorf(EInvalid, "type must be one of boolean, string, number, json.").WithDetail("field", "type")
-	}
 	now := s.now()
 	reader := flagReader{actor, projectID}
 	if !s.flagReaders.fresh(reader, now) {
@@ -151,6 +153,17 @@ func (s *Service) EvaluateFlags(ctx context.Context, actor, projectID uuid.UUID,
 			return 0, nil, err
 		}
 		s.flagReaders.put(reader, now.Add(s.cfg.FlagCacheTTL))
+	}
+	return s.evaluateFlags(ctx, actor, projectID, env, req)
+}
+
+// evaluateFlags evaluates for an actor whose right to read was checked.
+func (s *Service) evaluateFlags(ctx context.Context, actor, projectID uuid.UUID, env string, req EvaluationRequest) (int64, []FlagEvaluation, error) {
+	if len(req.Keys) > MaxEvaluationKeys {
+		return 0, nil, Errorf(EInvalid, "At most %d flags per evaluation.", MaxEvaluationKeys).WithDetail("field", "keys")
+	}
+	if req.Type != "" && !req.Type.Valid() {
+		return 0, nil, Errorf(EInvalid, "type must be one of boolean, string, number, json.").WithDetail("field", "type")
 	}
 	set, err := s.flagCache.get(ctx, s, actor, projectID, env)
 	if err != nil {

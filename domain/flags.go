@@ -105,3 +105,35 @@ type FlagStore interface {
 	// upTo or less.
 	TrimFlagChanges(ctx context.Context, projectID uuid.UUID, env string, upTo int64) error
 }
+
+// SDKKey lets applications evaluate the flags of one environment of a
+// project, and read its changes, without a user. Only the SHA-256 of its
+// secret is stored.
+type SDKKey struct {
+	ID          uuid.UUID // UUIDv7
+	ProjectID   uuid.UUID
+	Environment string
+	Name        string
+	Hash        []byte
+	CreatedBy   uuid.UUID
+	CreatedAt   time.Time
+	RevokedAt   *time.Time // nil while the key works
+}
+
+// SDKKeyStore stores SDK keys.
+type SDKKeyStore interface {
+	// CreateSDKKey inserts k. Returns ENotFound if its project does not
+	// exist.
+	CreateSDKKey(ctx context.Context, k *SDKKey) error
+	// SDKKeyByHash returns the key whose secret hashes to hash, whoever
+	// the transaction acts for (the request is not authenticated yet).
+	// Returns ENotFound if there is none.
+	SDKKeyByHash(ctx context.Context, hash []byte) (*SDKKey, error)
+	// SDKKeyByID returns ENotFound if there is no such key.
+	SDKKeyByID(ctx context.Context, id uuid.UUID) (*SDKKey, error)
+	// ListSDKKeys lists a project's keys, revoked ones included, in id order.
+	ListSDKKeys(ctx context.Context, projectID uuid.UUID, p Page) ([]*SDKKey, error)
+	// RevokeSDKKey sets a key's RevokedAt to t unless it is set already.
+	// Returns ENotFound if there is no such key.
+	RevokeSDKKey(ctx context.Context, id uuid.UUID, t time.Time) error
+}

@@ -59,6 +59,7 @@ type Service struct {
 	// spares it the membership check of recent readers.
 	flagCache   flagCache
 	flagReaders expiringSet[flagReader]
+	sdkKeys     sdkKeyCache
 }
 
 // NewService returns a Service over store.

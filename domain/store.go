@@ -131,6 +131,7 @@ type Tx interface {
 	DeployStore
 	FlagStore
 	LogStore
+	SDKKeyStore
 }
 
 // UserStore stores accounts.

@@ -428,4 +428,7 @@ func (s *Server) flagRoutes(r chi.Router) {
 	r.Get("/projects/{projectID}/segments/{segmentKey}", s.getSegment)
 	r.Put("/projects/{projectID}/segments/{segmentKey}", s.putSegment)
 	r.Delete("/projects/{projectID}/segments/{segmentKey}", s.deleteSegment)
+	r.Get("/projects/{projectID}/sdk-keys", listIn(s, "projectID", s.svc.ListSDKKeys, toSDKKeyJSON))
+	r.Post("/projects/{projectID}/sdk-keys", s.createSDKKey)
+	r.Delete("/projects/{projectID}/sdk-keys/{keyID}", s.revokeSDKKey)
 }

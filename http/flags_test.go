@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -106,6 +108,29 @@ func flagMutations() []mutation {
 				return f.a.do("DELETE", f.projectPath("/segments/staff"), f.actor.Access, nil)
 			},
 			took: func(t *testing.T, f *accessFixture) bool { return !f.exists(f.projectPath("/segments/staff")) },
+		},
+		{
+			name: "create SDK key", route: "POST /api/v1/projects/{projectID}/sdk-keys",
+			scopes: bothScopes, action: domain.ActSDKKeysManage, success: http.StatusCreated,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", f.projectPath("/sdk-keys"), f.actor.Access, map[string]any{"environment": "production", "name": "web"})
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				return len(listAll[sdkKeyJSON](f.a, f.owner, f.projectPath("/sdk-keys"))) == 1
+			},
+		},
+		{
+			name: "revoke SDK key", route: "DELETE /api/v1/projects/{projectID}/sdk-keys/{keyID}",
+			scopes: bothScopes, action: domain.ActSDKKeysManage, success: http.StatusNoContent,
+			call: func(f *accessFixture) *response {
+				k, _, err := f.a.svc.CreateSDKKey(context.Background(), f.owner.ID, f.project, "production", "web")
+				require.NoError(f.a.t, err)
+				return f.a.do("DELETE", f.projectPath("/sdk-keys/", k.ID.String()), f.actor.Access, nil)
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				ks := listAll[sdkKeyJSON](f.a, f.owner, f.projectPath("/sdk-keys"))
+				return len(ks) == 1 && ks[0].RevokedAt != nil
+			},
 		},
 		{
 			name: "evaluate flag", route: "POST /api/v1/projects/{projectID}/environments/{environment}/evaluate",
@@ -244,4 +269,59 @@ func TestFlagsAPI(t *testing.T) {
 	a.do("GET", env+"/config", viewer.Access, nil).decode(t, &cfgs)
 	require.Len(t, cfgs.Items, 1)
 	assert.JSONEq(t, "5", string(cfgs.Items[0].Value))
+}
+
+func TestSDKKeysAPI(t *testing.T) {
+	a := newTestAPI(t, Config{}, testDomainConfig())
+	owner, editor := a.signUp("owner"), a.signUp("editor")
+	ws := a.createWorkspace(owner, "Acme")
+	p := a.createProject(owner, ws, "Rocket")
+	a.addMember(owner, "projects", p, editor, domain.RoleEditor)
+	base := "/api/v1/projects/" + p.String()
+	require.Equal(t, http.StatusCreated, a.do("PUT", base+"/environments/production/flags/checkout", owner.Access, proFlag()).Status)
+	require.Equal(t, http.StatusCreated, a.do("PUT", base+"/environments/staging/flags/staged", owner.Access, proFlag()).Status)
+
+	resp := a.do("POST", base+"/sdk-keys", owner.Access, map[string]any{"environment": "production", "name": "web"})
+	require.Equal(t, http.StatusCreated, resp.Status, resp)
+	assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	var key sdkKeyJSON
+	resp.decode(t, &key)
+	require.True(t, strings.HasPrefix(key.Key, "tone_sdk_"), key.Key)
+	assert.Equal(t, "production", key.Environment)
+	for _, k := range listAll[sdkKeyJSON](a, owner, base+"/sdk-keys") {
+		assert.Empty(t, k.Key, "the secret is shown once")
+	}
+	assert.Equal(t, http.StatusForbidden, a.do("POST", base+"/sdk-keys", editor.Access, map[string]any{"environment": "production", "name": "x"}).Status)
+	assert.Equal(t, http.StatusBadRequest, a.do("POST", base+"/sdk-keys", owner.Access, map[string]any{"environment": "Prod", "name": "x"}).Status)
+
+	sdk := func(method, path string, body any, token string) *response {
+		return a.do(method, "/api/v1/sdk"+path, token, body)
+	}
+	resp = sdk("POST", "/evaluate", map[string]any{"flag_key": "checkout", "context": map[string]any{"plan": "pro"}}, key.Key)
+	require.Equal(t, http.StatusOK, resp.Status, resp)
+	assert.Equal(t, "on", resp.json(t)["variant"])
+	resp = sdk("POST", "/evaluate", map[string]any{"flag_key": "staged"}, key.Key)
+	assert.Equal(t, "FLAG_NOT_FOUND", resp.json(t)["error_code"], "a key sees its own environment only")
+	resp = sdk("POST", "/evaluate-batch", map[string]any{"context": map[string]any{"plan": "free"}}, key.Key)
+	require.Equal(t, http.StatusOK, resp.Status, resp)
+	var batch evaluateBatchJSON
+	resp.decode(t, &batch)
+	require.Len(t, batch.Evaluations, 1)
+	assert.Equal(t, "checkout", batch.Evaluations[0].FlagKey)
+	resp = sdk("GET", "/changes?since=0", nil, key.Key)
+	require.Equal(t, http.StatusOK, resp.Status, resp)
+	var sync flagSyncJSON
+	resp.decode(t, &sync)
+	assert.Equal(t, "production", sync.Environment)
+	require.Len(t, sync.Changes, 1)
+
+	// User tokens and bad keys do not open SDK routes, nor SDK keys user routes.
+	assert.Equal(t, http.StatusUnauthorized, sdk("POST", "/evaluate", map[string]any{"flag_key": "checkout"}, owner.Access).Status)
+	assert.Equal(t, http.StatusUnauthorized, sdk("POST", "/evaluate", map[string]any{"flag_key": "checkout"}, "tone_sdk_forged").Status)
+	assert.Equal(t, http.StatusUnauthorized, a.do("GET", base+"/environments/production/flags", key.Key, nil).Status)
+
+	require.Equal(t, http.StatusNoContent, a.do("DELETE", base+"/sdk-keys/"+key.ID.String(), owner.Access, nil).Status)
+	assert.Equal(t, http.StatusUnauthorized, sdk("POST", "/evaluate", map[string]any{"flag_key": "checkout"}, key.Key).Status,
+		"a revoked key stops working at once on the server that revoked it")
+	assert.Equal(t, http.StatusNotFound, a.do("DELETE", base+"/sdk-keys/"+uuid.NewString(), owner.Access, nil).Status)
 }

@@ -77,6 +77,7 @@ type Config struct {
 
 	RequestsPerRunner Rate           // runner API requests per deploy token
 	Logs              LogBroadcaster // ships appended log lines to live tails; nil: none
+	RequestsPerSDKKey Rate           // SDK API requests (flag evaluations) per SDK key
 }
 
 // DefaultConfig returns the settings used when nothing is configured.
@@ -89,6 +90,7 @@ func DefaultConfig() Config {
 		RequestsPerUser: Rate{N: 600, Window: time.Minute},
 
 		RequestsPerRunner: Rate{N: 6000, Window: time.Minute},
+		RequestsPerSDKKey: Rate{N: 60000, Window: time.Minute},
 	}
 }
 
@@ -115,6 +117,7 @@ func NewServer(svc *domain.Service, cfg Config) *Server {
 		{&cfg.LoginPerIP, &def.LoginPerIP}, {&cfg.LoginPerAccount, &def.LoginPerAccount},
 		{&cfg.RequestsPerIP, &def.RequestsPerIP}, {&cfg.RequestsPerUser, &def.RequestsPerUser},
 		{&cfg.RequestsPerRunner, &def.RequestsPerRunner},
+		{&cfg.RequestsPerSDKKey, &def.RequestsPerSDKKey},
 	} {
 		if f.got.N == 0 {
 			*f.got = *f.def
@@ -179,7 +182,7 @@ func (s *Server) routes() {
 		r.Use(func(next http.Handler) http.Handler {
 			limited := perIP(next)
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if isRunnerPath(r) { // limited per deploy token instead
+				if isRunnerPath(r) || isSDKPath(r) { // limited per token or key instead
 					next.ServeHTTP(w, r)
 					return
 				}
@@ -265,6 +268,7 @@ func (s *Server) routes() {
 			r.Delete("/projects/{projectID}/log-secrets/{secretID}", s.deleteLogSecret)
 		})
 		s.runnerRoutes(r)
+		s.sdkRoutes(r)
 		if s.cfg.ExtraRoutes != nil {
 			s.cfg.ExtraRoutes(r)
 		}

@@ -137,6 +137,7 @@ type serveConfig struct {
 	// Feature flags.
 	FlagHistory  int
 	FlagCacheTTL time.Duration
+	RateSDK      tonehttp.Rate
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -179,7 +180,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Var(rateFlag{&c.RateRunner}, "rate-runner", "runner API requests allowed per deploy token (N/duration); runner routes skip --rate-ip")
 
 	fs.IntVar(&c.FlagHistory, "flag-history", domain.DefaultFlagHistory, "flag and config changes kept per environment; a client further behind gets a snapshot")
-	fs.DurationVar(&c.FlagCacheTTL, "flag-cache-ttl", domain.DefaultFlagCacheTTL, "how long flag evaluation trusts its copy of an environment before checking the stored version")
+	c.RateSDK = def.RequestsPerSDKKey
+	fs.Var(rateFlag{&c.RateSDK}, "rate-sdk", "flag evaluation requests allowed per SDK key (N/duration); SDK routes skip --rate-ip")
+	fs.DurationVar(&c.FlagCacheTTL, "flag-cache-ttl", domain.DefaultFlagCacheTTL, "how long flag evaluation trusts its copy of an environment, a member's right to evaluate and an SDK key before checking the database again")
 	fs.Int64Var(&c.LogMaxLines, "log-max-lines", 1_000_000, "log lines kept per deployment; beyond, the oldest are dropped behind a marker line")
 	fs.Int64Var(&c.LogMaxBytes, "log-max-bytes", 256<<20, "log bytes kept per deployment; beyond, the oldest lines are dropped behind a marker line")
 	fs.IntVar(&c.LogRetention, "log-retention", 30, "days log lines are kept in projects without a retention setting")

@@ -124,6 +124,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		RequestsPerIP:     cfg.RateIP,
 		RequestsPerUser:   cfg.RateUser,
 		RequestsPerRunner: cfg.RateRunner,
+		RequestsPerSDKKey: cfg.RateSDK,
 		Logger:            logger,
 		Registry:          reg,
 		Ready: func(ctx context.Context) error {

@@ -28,12 +28,13 @@ type flagChangeKey struct {
 	version int64
 }
 
-// flagData is the part of the store holding flags, config values, segments
-// and their history.
+// flagData is the part of the store holding flags, config values, segments,
+// their history and SDK keys.
 type flagData struct {
 	flagVersions map[flagEnvKey]int64
 	flagItems    map[flagItemKey]*domain.FlagItem
 	flagChanges  map[flagChangeKey]*domain.FlagChange
+	sdkKeys      map[uuid.UUID]*domain.SDKKey
 }
 
 func newFlagData() flagData {
@@ -41,6 +42,7 @@ func newFlagData() flagData {
 		flagVersions: map[flagEnvKey]int64{},
 		flagItems:    map[flagItemKey]*domain.FlagItem{},
 		flagChanges:  map[flagChangeKey]*domain.FlagChange{},
+		sdkKeys:      map[uuid.UUID]*domain.SDKKey{},
 	}
 }
 
@@ -176,6 +178,11 @@ func (t *tx) deleteProjectFlags(projectID uuid.UUID) {
 	for k := range t.s.flagChanges {
 		if k.project == projectID {
 			del(t, t.s.flagChanges, k)
+		}
+	}
+	for id, k := range t.s.sdkKeys {
+		if k.ProjectID == projectID {
+			del(t, t.s.sdkKeys, id)
 		}
 	}
 }

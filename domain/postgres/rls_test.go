@@ -54,6 +54,7 @@ var tenantTables = []struct{ name, key string }{
 	{"log_chunks", "deployment_id || '/' || first_seq"},
 	{"log_secrets", "id::text"},
 	{"project_log_settings", "project_id::text"},
+	{"sdk_keys", "id::text"},
 }
 
 // tenant is one user's corner of the database, written through the store as
@@ -71,6 +72,7 @@ type tenant struct {
 	token       *domain.DeployToken  // of the project
 	deployment  *domain.Deployment   // in the project, with a step "build" and a line of log
 	secret      *domain.LogSecret    // of the project
+	sdkKey      *domain.SDKKey       // for production
 }
 
 // rows are the keys (as tenantTables names them) of the tenant's rows.
@@ -107,6 +109,7 @@ func (tn *tenant) rows() map[string][]string {
 		"log_chunks":               {tn.deployment.ID.String() + "/1"},
 		"log_secrets":              {tn.secret.ID.String()},
 		"project_log_settings":     {tn.project.ID.String()},
+		"sdk_keys":                 {tn.sdkKey.ID.String()},
 	}
 }
 
@@ -177,6 +180,9 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 			tx.PutDeployStep(ctx, &domain.DeployStep{DeploymentID: tn.deployment.ID, Name: "build", State: domain.StepRunning}),
 		)
 	}))
+	keyHash := sha256.Sum256([]byte("sdk key of " + name))
+	tn.sdkKey = &domain.SDKKey{ID: newID(), ProjectID: tn.project.ID, Environment: "production", Name: name,
+		Hash: keyHash[:], CreatedBy: u, CreatedAt: now}
 	require.NoError(t, s.InTx(ctx, u, func(tx domain.Tx) error {
 		v, err := tx.NextFlagVersion(ctx, tn.project.ID, "production")
 		require.NoError(t, err)
@@ -185,6 +191,7 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 				Key: "dark-mode", Data: []byte(`{"key": "dark-mode"}`), Version: v, UpdatedBy: u, UpdatedAt: now}),
 			tx.AppendFlagChange(ctx, &domain.FlagChange{ProjectID: tn.project.ID, Environment: "production", Version: v,
 				Kind: domain.FlagKindFlag, Key: "dark-mode", Data: []byte(`{"key": "dark-mode"}`), ActorID: u, At: now}),
+			tx.CreateSDKKey(ctx, tn.sdkKey),
 		)
 	}))
 	tn.secret = &domain.LogSecret{ID: newID(), ProjectID: tn.project.ID, Name: "pw", Value: "secret of " + name, CreatedBy: u, CreatedAt: now}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -22,6 +23,7 @@ var flagTests = []struct {
 	{"FlagChanges", testFlagChanges},
 	{"FlagRollback", testFlagRollback},
 	{"FlagProjectDelete", testFlagProjectDelete},
+	{"SDKKeys", testSDKKeys},
 }
 
 // flagEnv is a project whose owner writes its flags.
@@ -312,6 +314,53 @@ func testFlagProjectDelete(t *testing.T, s domain.Store) {
 			require.NoError(t, err)
 			assert.Len(t, cs, test.left)
 		}
+		return nil
+	})
+}
+
+func testSDKKeys(t *testing.T, s domain.Store) {
+	e := newFlagEnv(t, s)
+	hash := func(b byte) []byte { h := make([]byte, 32); h[0] = b; return h }
+	k1 := &domain.SDKKey{ID: id(), ProjectID: e.p.ID, Environment: "production", Name: "web", Hash: hash(1), CreatedBy: e.owner.ID, CreatedAt: now}
+	k2 := &domain.SDKKey{ID: id(), ProjectID: e.p.ID, Environment: "staging", Name: "ios", Hash: hash(2), CreatedBy: e.owner.ID, CreatedAt: now}
+	e.tx(t, func(tx domain.Tx) error { return errors.Join(tx.CreateSDKKey(ctx, k1), tx.CreateSDKKey(ctx, k2)) })
+	err := s.InTx(ctx, e.owner.ID, func(tx domain.Tx) error {
+		return tx.CreateSDKKey(ctx, &domain.SDKKey{ID: id(), ProjectID: id(), Environment: "x", Name: "x", Hash: hash(3), CreatedBy: e.owner.ID, CreatedAt: now})
+	})
+	code(t, domain.ENotFound, err, "a missing project")
+
+	// Anyone may look a key up by hash: the request is not authenticated yet.
+	inTx(t, s, uuid.Nil, func(tx domain.Tx) error {
+		k, err := tx.SDKKeyByHash(ctx, hash(1))
+		require.NoError(t, err)
+		assert.Equal(t, k1, k)
+		_, err = tx.SDKKeyByHash(ctx, hash(9))
+		code(t, domain.ENotFound, err)
+		return nil
+	})
+	later := now.Add(time.Hour)
+	e.tx(t, func(tx domain.Tx) error {
+		ks, err := tx.ListSDKKeys(ctx, e.p.ID, domain.Page{})
+		require.NoError(t, err)
+		assert.Equal(t, []*domain.SDKKey{k1, k2}, ks, "id order")
+		ks, err = tx.ListSDKKeys(ctx, e.p.ID, domain.Page{After: k1.ID, Limit: 5})
+		require.NoError(t, err)
+		assert.Equal(t, []*domain.SDKKey{k2}, ks)
+		require.NoError(t, tx.RevokeSDKKey(ctx, k1.ID, later))
+		require.NoError(t, tx.RevokeSDKKey(ctx, k1.ID, later.Add(time.Hour)), "revoking again keeps the first time")
+		code(t, domain.ENotFound, tx.RevokeSDKKey(ctx, id(), later))
+		k, err := tx.SDKKeyByID(ctx, k1.ID)
+		require.NoError(t, err)
+		require.NotNil(t, k.RevokedAt)
+		assert.Equal(t, later, *k.RevokedAt)
+		_, err = tx.SDKKeyByID(ctx, id())
+		code(t, domain.ENotFound, err)
+		return nil
+	})
+	e.tx(t, func(tx domain.Tx) error { return tx.DeleteProject(ctx, e.p.ID) })
+	inTx(t, s, uuid.Nil, func(tx domain.Tx) error {
+		_, err := tx.SDKKeyByHash(ctx, hash(2))
+		code(t, domain.ENotFound, err, "deleting the project deletes its keys")
 		return nil
 	})
 }
