@@ -40,7 +40,11 @@ func newFanoutWorker(w *worker) *fanoutWorker { return &fanoutWorker{w: w} }
 func (fw *fanoutWorker) prepare(ctx context.Context) error {
 	p := fw.w.plan
 	fw.w.forEach(ctx, len(p.Subscribers), func(i int) {
-		c := fw.w.dial(ctx, p.Tokens[p.Subscribers[i]], func(f *realtime.Frame) { fw.onMessage(uint64(i), f) })
+		url := p.WSURL
+		if n := len(p.SubscriberWSURLs); n > 0 {
+			url = p.SubscriberWSURLs[i%n]
+		}
+		c := fw.w.dialURL(ctx, url, p.Tokens[p.Subscribers[i]], func(f *realtime.Frame) { fw.onMessage(uint64(i), f) })
 		if c == nil {
 			return
 		}

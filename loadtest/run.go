@@ -34,7 +34,11 @@ type Config struct {
 	Rate     float64 // canvas: updates per second per editor; fanout: publications per second
 
 	Subscribers int // fanout: subscribers of the project channel
-	Publishers  int // fanout: connections the publisher spreads its rate over; 0: enough for the server's command limit
+	// SubscriberURLs (fanout) are the base URLs of the nodes the
+	// subscribers are spread over, in turn; none: URL. The publisher and
+	// the fixture's REST calls use URL.
+	SubscriberURLs []string
+	Publishers     int // fanout: connections the publisher spreads its rate over; 0: enough for the server's command limit
 
 	Conns  int           // idle: connections
 	Settle time.Duration // idle: wait after the last connection opened before reading the server's metrics
@@ -196,6 +200,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	if err := CheckLoopback(ctx, cfg.URL); err != nil {
 		return nil, err
+	}
+	for _, u := range cfg.SubscriberURLs {
+		if err := CheckLoopback(ctx, u); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := parseSourceIPs(cfg.SourceIPs); err != nil {
 		return nil, err
@@ -438,6 +447,10 @@ func makePlans(cfg *Config, fx *fixture) []*plan {
 		tokens[i] = u.Token
 	}
 	ws := "ws" + strings.TrimPrefix(cfg.URL, "http") + "/api/v1/realtime"
+	var subWS []string
+	for _, u := range cfg.SubscriberURLs {
+		subWS = append(subWS, "ws"+strings.TrimPrefix(strings.TrimRight(u, "/"), "http")+"/api/v1/realtime")
+	}
 	plans := make([]*plan, cfg.Procs)
 	for i := range plans {
 		plans[i] = &plan{Scenario: cfg.Scenario, Worker: i, WSURL: ws, SourceIPs: cfg.SourceIPs, Duration: cfg.Duration,
@@ -462,6 +475,7 @@ func makePlans(cfg *Config, fx *fixture) []*plan {
 	case "fanout":
 		for _, p := range plans {
 			p.Channel = "project:" + fx.Project
+			p.SubscriberWSURLs = subWS
 		}
 		for s := range cfg.Subscribers {
 			p := plans[s%len(plans)]

@@ -37,7 +37,10 @@ type plan struct {
 
 	Channel     string `json:"channel,omitempty"`     // fanout
 	Subscribers []int  `json:"subscribers,omitempty"` // fanout: token index per subscriber
-	Publishers  []int  `json:"publishers,omitempty"`  // fanout: token index per publisher connection
+	// SubscriberWSURLs (fanout): the realtime endpoints subscribers are
+	// spread over, in turn; none: WSURL.
+	SubscriberWSURLs []string `json:"subscriber_ws_urls,omitempty"`
+	Publishers       []int    `json:"publishers,omitempty"` // fanout: token index per publisher connection
 
 	Idle      []int `json:"idle,omitempty"`       // idle: token index per connection opened before "start"
 	IdleLater []int `json:"idle_later,omitempty"` // idle: token index per connection opened after "start"
@@ -220,9 +223,14 @@ func runWorker(ctx context.Context, in *bufio.Reader, send func(*message)) error
 // dial opens one connection with token and counts it, or counts why it
 // failed and returns nil.
 func (w *worker) dial(ctx context.Context, token string, onPush func(*realtime.Frame)) *rtclient.Conn {
+	return w.dialURL(ctx, w.plan.WSURL, token, onPush)
+}
+
+// dialURL is dial to another realtime endpoint than the plan's.
+func (w *worker) dialURL(ctx context.Context, url, token string, onPush func(*realtime.Frame)) *rtclient.Conn {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	c, err := rtclient.Dial(dctx, w.plan.WSURL, token, rtclient.Options{OnPush: onPush, Name: "loadtest", HTTPClient: w.dialers.pick()})
+	c, err := rtclient.Dial(dctx, url, token, rtclient.Options{OnPush: onPush, Name: "loadtest", HTTPClient: w.dialers.pick()})
 	if err != nil {
 		w.stats.count(w.stats.dialErrors, dialReason(err))
 		return nil

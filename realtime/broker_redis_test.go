@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,4 +199,35 @@ func TestRedisBrokerRedisRestart(t *testing.T) {
 	got := h.waitPubs(t, ch, 2)
 	assert.Equal(t, pos.Epoch, got[1].epoch)
 	assert.Equal(t, "2", string(got[1].pub.Data))
+}
+
+// BenchmarkRedisBrokerPublish measures Publish on the shared Redis, one
+// publisher at a time (a round trip each) and many at once (pipelined).
+func BenchmarkRedisBrokerPublish(b *testing.B) {
+	opts, prefix := redistest.Shared(b)
+	br := NewRedisBroker(RedisConfig{Options: opts, Prefix: prefix, HistorySize: 1000, HistoryTTL: time.Minute})
+	b.Cleanup(func() { br.Close() })
+	data := make([]byte, 100)
+	b.Run("Serial", func(b *testing.B) {
+		ctx := context.Background()
+		for b.Loop() {
+			if _, err := br.Publish(ctx, "bench:serial", &Publication{Data: data}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Parallel64", func(b *testing.B) {
+		ctx := context.Background()
+		b.SetParallelism(32) // 64 goroutines on 2 cores
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			ch := "bench:parallel:" + strconv.FormatInt(n.Add(1)%8, 10)
+			for pb.Next() {
+				if _, err := br.Publish(ctx, ch, &Publication{Data: data}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }

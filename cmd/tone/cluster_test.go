@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -30,6 +31,7 @@ import (
 	"github.com/tone-ai/tone/crdt"
 	"github.com/tone-ai/tone/domain"
 	"github.com/tone-ai/tone/domain/postgres/pgtest"
+	"github.com/tone-ai/tone/loadtest"
 	"github.com/tone-ai/tone/realtime"
 	"github.com/tone-ai/tone/realtime/redistest"
 	"github.com/tone-ai/tone/realtime/rtclient"
@@ -894,4 +896,22 @@ func TestClusterPostgresRestart(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		pg.Start(t)
 	})
+}
+
+// TestClusterLoadtestFanout: `tone loadtest fanout --subscriber-urls`
+// publishes on one node and counts every delivery on the others.
+func TestClusterLoadtestFanout(t *testing.T) {
+	c := newCluster(t, "", "", strings.Fields(loadtest.RelaxedServerFlags(64))...)
+	c.start(3)
+	cfg := loadtest.DefaultConfig()
+	cfg.Scenario, cfg.URL = "fanout", c.nodes[0].base
+	cfg.SubscriberURLs = []string{c.nodes[1].base, c.nodes[2].base}
+	cfg.Subscribers, cfg.Rate, cfg.Users = 20, 50, 5
+	cfg.Duration, cfg.Drain = time.Second, 2*time.Second
+	sum, err := loadtest.Run(context.Background(), cfg)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), sum.Errors.Total, "%+v", sum.Errors)
+	assert.Positive(t, sum.Acked)
+	assert.Equal(t, 20*sum.Acked, sum.Deliveries, "every publication reached every subscriber on the other nodes")
+	assert.Equal(t, sum.Expected, sum.Deliveries)
 }

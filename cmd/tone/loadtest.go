@@ -52,6 +52,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&cfg.Canvases, "canvases", cfg.Canvases, "canvas: canvases the editors are spread over")
 	rate := fs.Float64("rate", 0, "canvas: updates/s per editor (default 5); fanout: messages/s (default 100)")
 	fs.IntVar(&cfg.Subscribers, "subscribers", cfg.Subscribers, "fanout: subscribers")
+	fs.Var(listFlag{&cfg.SubscriberURLs}, "subscriber-urls", "fanout: comma-separated base URLs of the nodes to spread the subscribers over (a cluster); empty: --url")
 	fs.IntVar(&cfg.Publishers, "publisher-conns", 0, "fanout: connections the publisher spreads its rate over (0: rate/80, under the server's command limit)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "idle: connections")
 	fs.DurationVar(&cfg.Settle, "settle", cfg.Settle, "idle: wait after connecting before reading the server's metrics")
