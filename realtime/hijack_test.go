@@ -59,4 +59,3 @@ func TestSmallBuffersKeepEarlyBytes(t *testing.T) {
 		})
 	}
 }
-
