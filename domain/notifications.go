@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 )
@@ -272,18 +274,25 @@ func (s *Service) notify(ctx context.Context, tx Tx, actor uuid.UUID, n Notice) 
 	if err != nil {
 		return err
 	}
-	for _, d := range delivered {
-		ev := make(map[string]any, len(n.Data)+4)
+	// One event per recipient, appended in one batch.
+	evs := make([]*OutboxEvent, len(delivered))
+	info := RequestInfoFrom(ctx)
+	for i, d := range delivered {
+		ev := make(map[string]any, len(n.Data)+5)
 		for k, v := range n.Data {
 			ev[k] = v
 		}
 		c := counts[d.UserID]
 		ev["notification_id"], ev["count"], ev["unseen"], ev["unread"] = d.ID, d.Count, c.Unseen, c.Unread
-		if err := s.emit(ctx, tx, actor, NotificationsChannel(d.UserID), typ.Name, ev); err != nil {
-			return err
+		ev["actor_id"] = actor
+		payload, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("notification %s: %w", n.Type, err)
 		}
+		evs[i] = &OutboxEvent{Channel: NotificationsChannel(d.UserID), Type: typ.Name, Payload: payload,
+			CorrelationID: info.CorrelationID, CreatedAt: now}
 	}
-	return nil
+	return tx.AppendOutboxEvents(ctx, evs)
 }
 
 // NotifyProject notifies the members of a project (its own members and
@@ -487,4 +496,105 @@ func (s *Service) SetNotificationPreferences(ctx context.Context, actor uuid.UUI
 		return nil, err
 	}
 	return effectivePreferences(set), nil
+}
+
+// Mentions.
+
+// MentionHandles returns the distinct handles that text mentions, lower
+// case and in order of appearance: "@" followed by letters, digits, ".",
+// "_" or "-" (trailing dots and dashes, as at the end of a sentence, are
+// not part of it), at the start of the text or after a character that is
+// not part of a handle (so an email address mentions nobody).
+func MentionHandles(text string) []string {
+	var out []string
+	seen := map[string]bool{}
+	runes := []rune(text)
+	isHandle := func(r rune) bool {
+		return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '_' || r == '-'
+	}
+	for i := 0; i < len(runes); i++ {
+		if runes[i] != '@' || i > 0 && isHandle(runes[i-1]) {
+			continue
+		}
+		j := i + 1
+		for j < len(runes) && isHandle(runes[j]) {
+			j++
+		}
+		h := strings.ToLower(strings.TrimRight(string(runes[i+1:j]), ".-"))
+		if h != "" && !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+		i = j - 1
+	}
+	return out
+}
+
+// memberHandles are the handles that mention m: their display name
+// without spaces and the local part of their email address, lower case.
+func memberHandles(m *Member) []string {
+	name := strings.ToLower(strings.Join(strings.Fields(m.DisplayName), ""))
+	local, _, _ := strings.Cut(strings.ToLower(m.Email), "@")
+	return []string{name, local}
+}
+
+// NotifyCanvasMentions notifies the project members that handles (from
+// MentionHandles) name that actor mentioned them in element's text on a
+// canvas. Handles that name nobody with a role in the canvas's project
+// are ignored, as is the actor mentioning themselves. Returns ENotFound
+// if the actor cannot see the canvas.
+func (s *Service) NotifyCanvasMentions(ctx context.Context, actor, canvasID uuid.UUID, element string, handles []string) error {
+	if len(handles) == 0 {
+		return nil
+	}
+	want := map[string]bool{}
+	for _, h := range handles {
+		want[strings.ToLower(h)] = true
+	}
+	return s.inTx(ctx, actor, func(tx Tx) error {
+		c, p, role, err := canvasAccess(ctx, tx, canvasID, actor, noLock)
+		if err != nil {
+			return err
+		}
+		if err := authorize(role, ActCanvasWrite, "Canvas"); err != nil {
+			return err
+		}
+		var users []uuid.UUID
+		match := func(ms []*Member) {
+			for _, m := range ms {
+				for _, h := range memberHandles(m) {
+					if h != "" && want[h] {
+						users = append(users, m.UserID)
+						break
+					}
+				}
+			}
+		}
+		for after := uuid.Nil; ; {
+			ms, err := tx.ListWorkspaceMembers(ctx, p.WorkspaceID, Page{Limit: 1000, After: after})
+			if err != nil {
+				return err
+			}
+			match(ms)
+			if len(ms) < 1000 {
+				break
+			}
+			after = ms[len(ms)-1].UserID
+		}
+		for after := uuid.Nil; ; {
+			ms, err := tx.ListProjectMembers(ctx, p.ID, Page{Limit: 1000, After: after})
+			if err != nil {
+				return err
+			}
+			match(ms)
+			if len(ms) < 1000 {
+				break
+			}
+			after = ms[len(ms)-1].UserID
+		}
+		return s.notify(ctx, tx, actor, Notice{
+			Type: NotifyCanvasMention, Users: users, WorkspaceID: p.WorkspaceID, ProjectID: p.ID,
+			Data: map[string]any{"project_id": p.ID, "project_name": p.Name, "canvas_id": c.ID, "canvas_name": c.Name, "element_id": element},
+		})
+	})
 }

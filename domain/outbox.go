@@ -103,6 +103,12 @@ type OutboxStore interface {
 	// order. Returns an error if the channel or type is empty or the
 	// payload is not a JSON object.
 	AppendOutbox(ctx context.Context, e *OutboxEvent) error
+	// AppendOutboxEvents appends es in order, as AppendOutbox would one
+	// by one, taking the holds on all their channels at once, in an order
+	// every transaction shares, so that transactions appending to many
+	// channels (a notification to thousands of users) neither deadlock
+	// with one another nor hold more than a bounded number of locks.
+	AppendOutboxEvents(ctx context.Context, es []*OutboxEvent) error
 	// ClaimOutbox returns the oldest events, at most limit of them (limit
 	// <= 0: all), in ID order, and holds them for the rest of the
 	// transaction. Events held by another transaction are skipped, not
@@ -168,29 +174,42 @@ func (s *Service) emit(ctx context.Context, tx Tx, actor uuid.UUID, channel, typ
 	})
 }
 
-// emitTx is a Tx that notes whether an event was appended to the outbox.
+// emitTx is a Tx that holds back the events appended to the outbox and
+// appends them all at once when the use case is done (flush), so that the
+// transaction takes its channels' holds in one go, just before it commits.
 type emitTx struct {
 	Tx
-	emitted bool
+	pending []*OutboxEvent
 }
 
-func (t *emitTx) AppendOutbox(ctx context.Context, e *OutboxEvent) error {
-	err := t.Tx.AppendOutbox(ctx, e)
-	if err == nil {
-		t.emitted = true
+func (t *emitTx) AppendOutbox(_ context.Context, e *OutboxEvent) error {
+	t.pending = append(t.pending, e)
+	return nil
+}
+
+func (t *emitTx) AppendOutboxEvents(_ context.Context, es []*OutboxEvent) error {
+	t.pending = append(t.pending, es...)
+	return nil
+}
+
+func (t *emitTx) flush(ctx context.Context) error {
+	if len(t.pending) == 0 {
+		return nil
 	}
-	return err
+	return t.Tx.AppendOutboxEvents(ctx, t.pending)
 }
 
-// inTx runs fn in a transaction like Store.InTx and, if fn appended events
-// and the transaction committed, wakes the relay.
+// inTx runs fn in a transaction like Store.InTx, appends the events fn
+// emitted at its end and, if the transaction committed, wakes the relay.
 func (s *Service) inTx(ctx context.Context, actor uuid.UUID, fn func(Tx) error) error {
 	var emitted bool
 	err := s.store.InTx(ctx, actor, func(tx Tx) error {
 		et := &emitTx{Tx: tx}
-		err := fn(et)
-		emitted = et.emitted
-		return err
+		if err := fn(et); err != nil {
+			return err
+		}
+		emitted = len(et.pending) > 0
+		return et.flush(ctx)
 	})
 	if err == nil && emitted {
 		s.wakeOutbox()

@@ -34,6 +34,10 @@ type CanvasConfig struct {
 	Schema        *crdt.Schema  // element types and properties; default crdt.DefaultSchema()
 	IdleTimeout   time.Duration // a canvas with no subscribers is unloaded after this; default 1 minute
 	SnapshotEvery int           // updates between periodic snapshots; default 500
+	// MentionDelay is how long a text must be left alone before its new
+	// @mentions are notified (when the store is a MentionNotifier);
+	// default 2 seconds.
+	MentionDelay time.Duration
 }
 
 // canvasSessions holds the canvas documents loaded on this node.
@@ -41,6 +45,8 @@ type canvasSessions struct {
 	node  *Node
 	store CanvasStore
 	cfg   CanvasConfig
+	// notifier is store as a MentionNotifier, or nil.
+	notifier MentionNotifier
 
 	mu       sync.Mutex
 	sessions map[uuid.UUID]*canvasSession
@@ -58,7 +64,11 @@ func (n *Node) EnableCanvas(store CanvasStore, cfg CanvasConfig) {
 	if cfg.SnapshotEvery == 0 {
 		cfg.SnapshotEvery = 500
 	}
+	if cfg.MentionDelay == 0 {
+		cfg.MentionDelay = 2 * time.Second
+	}
 	n.canvas = &canvasSessions{node: n, store: store, cfg: cfg, sessions: map[uuid.UUID]*canvasSession{}}
+	n.canvas.notifier, _ = store.(MentionNotifier)
 	n.Register(canvasKind, canvasNamespace{store})
 }
 
@@ -105,6 +115,7 @@ type canvasSession struct {
 	broken        bool      // a write failed or the canvas was deleted: the session is being unloaded
 	deleted       bool      // the canvas was deleted
 	early         [][]byte  // remote updates that arrived while loading
+	mentions      mentionTracker
 
 	pmu      sync.Mutex
 	pending  []*persistReq
@@ -261,6 +272,7 @@ func (m *canvasSessions) unloadIdle(s *canvasSession) {
 // since the last one, and forgets the document.
 func (s *canvasSession) close(ctx context.Context) error {
 	s.waitFlushed(ctx)
+	s.flushMentions()
 	err := s.snapshot(ctx, true)
 	s.mgr.node.metrics.canvases.Dec()
 	s.mgr.node.log.Info("canvas unloaded", "canvas_id", s.id)
@@ -443,10 +455,12 @@ func (s *canvasSession) submit(ctx context.Context, user uuid.UUID, client strin
 		return domain.Errorf(domain.EConflict, "Out of order: the canvas has your operations up to %d; send from %d.", have, have+1).
 			WithDetail("expected_seq", have+1)
 	}
+	texts := s.beforeApply(u)
 	if err := s.doc.ApplyUpdate(u); err != nil {
 		s.mu.Unlock()
 		return domain.Errorf(domain.EInvalid, "Update rejected: %v", err)
 	}
+	s.afterApply(texts, user)
 	s.owners[replica] = user
 	s.sinceSnapshot++
 	s.lastWriter = user

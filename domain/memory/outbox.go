@@ -65,3 +65,12 @@ func (t *tx) DeleteOutbox(_ context.Context, ids []int64) error {
 	}
 	return nil
 }
+
+func (t *tx) AppendOutboxEvents(ctx context.Context, es []*domain.OutboxEvent) error {
+	for _, e := range es {
+		if err := t.AppendOutbox(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

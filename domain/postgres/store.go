@@ -160,6 +160,8 @@ func (s *Store) InTx(ctx context.Context, actor uuid.UUID, fn func(domain.Tx) er
 // tx is a domain.Tx bound to one pgx transaction.
 type tx struct {
 	tx pgx.Tx
+	// outboxLocks are the outbox lock buckets the transaction holds.
+	outboxLocks map[int32]bool
 }
 
 var _ domain.Tx = (*tx)(nil)

@@ -25,6 +25,7 @@ var outboxTests = []struct {
 	{"OutboxRollback", testOutboxRollback},
 	{"OutboxInvalid", testOutboxInvalid},
 	{"OutboxConcurrentClaims", testOutboxConcurrentClaims},
+	{"OutboxAppendMany", testOutboxAppendMany},
 	{"OutboxChannelOrderAcrossClaims", testOutboxChannelOrderAcrossClaims},
 }
 
@@ -251,4 +252,31 @@ func testOutboxChannelOrderAcrossClaims(t *testing.T, s domain.Store) {
 	}
 	assert.Equal(t, len(evs), total, "every event published exactly once")
 	assert.Empty(t, claimAll(t, s))
+}
+
+// testOutboxAppendMany appends one event to each of 10,000 channels in one
+// transaction (a notification to 10,000 users): they get ids in order, and
+// the store does not run out of locks.
+func testOutboxAppendMany(t *testing.T, s domain.Store) {
+	const n = 10000
+	evs := make([]*domain.OutboxEvent, n)
+	for i := range evs {
+		evs[i] = outboxEvent(fmt.Sprintf("notifications:%d", i), "project.member.added", i)
+	}
+	inTx(t, s, uuid.Nil, func(tx domain.Tx) error {
+		if err := tx.AppendOutboxEvents(ctx, evs[:1]); err != nil {
+			return err
+		}
+		return tx.AppendOutboxEvents(ctx, evs[1:])
+	})
+	for i := 1; i < n; i++ {
+		require.Greater(t, evs[i].ID, evs[i-1].ID, "ids follow the order of appending")
+	}
+	got := claimAll(t, s)
+	require.Len(t, got, n)
+	for i, e := range got {
+		require.Equal(t, evs[i].ID, e.ID)
+		require.Equal(t, evs[i].Channel, e.Channel)
+		require.JSONEq(t, string(evs[i].Payload), string(e.Payload))
+	}
 }
