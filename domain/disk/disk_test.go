@@ -3,11 +3,13 @@ package disk_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -51,4 +53,40 @@ func TestNoTempLeft(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoFileExists(t, stale)
 	assert.FileExists(t, fresh)
+}
+
+func TestUploadsContract(t *testing.T) {
+	storetest.RunUploadStore(t, func(t *testing.T) domain.UploadStore {
+		s, err := disk.NewUploads(t.TempDir())
+		require.NoError(t, err)
+		return s
+	})
+}
+
+// TestUploadsCrashLeftovers checks that bytes a crash left beyond the
+// recorded offset are cut off by the next append.
+func TestUploadsCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	s, err := disk.NewUploads(dir)
+	require.NoError(t, err)
+	ctx := context.Background()
+	u := &domain.Upload{ID: uuid.Must(uuid.NewV7()), Length: 10, ExpiresAt: time.Now().Add(time.Hour)}
+	require.NoError(t, s.CreateUpload(ctx, u))
+	_, err = s.AppendUpload(ctx, u.ID, 0, bytes.NewReader([]byte("abc")), nil, u.ExpiresAt)
+	require.NoError(t, err)
+	f, err := os.OpenFile(filepath.Join(dir, u.ID.String()+".bin"), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("garbage")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	got, err := s.AppendUpload(ctx, u.ID, 3, bytes.NewReader([]byte("defghij")), nil, u.ExpiresAt)
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), got.Offset)
+	r, err := s.OpenUpload(ctx, u.ID)
+	require.NoError(t, err)
+	b, err := io.ReadAll(r)
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	assert.Equal(t, "abcdefghij", string(b))
 }
