@@ -70,6 +70,11 @@ const (
 	ActLogSettingsManage Action = "log_settings.manage"
 	// SDK keys, with which applications evaluate flags.
 	ActSDKKeysManage Action = "sdk_keys.manage"
+
+	// Artifacts of deployments.
+	ActArtifactRead   Action = "artifact.read"
+	ActArtifactWrite  Action = "artifact.write"
+	ActArtifactDelete Action = "artifact.delete"
 )
 
 // Permissions is the permission matrix: the least role that may perform each
@@ -99,6 +104,10 @@ var Permissions = map[Action]Role{
 	ActFlagWrite:         RoleEditor,
 	ActLogSettingsManage: RoleAdmin,
 	ActSDKKeysManage:     RoleAdmin,
+
+	ActArtifactRead:   RoleViewer,
+	ActArtifactWrite:  RoleEditor,
+	ActArtifactDelete: RoleAdmin,
 }
 
 // Can reports whether role r may perform action a.

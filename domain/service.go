@@ -39,6 +39,16 @@ type Config struct {
 	LogMaxBytes      int64         // bytes kept per deployment; default 256 MiB
 	LogRetentionDays int           // days lines are kept in projects without a setting; default 30
 	LogSearchTimeout time.Duration // how long a log search may run; default 5 s
+
+	// Artifacts. Without Blobs and Uploads, artifact use cases are
+	// EUnavailable.
+	Blobs            BlobStore     // artifact contents
+	Uploads          UploadStore   // resumable uploads in progress
+	URLSigner        *URLSigner    // signs download URLs; default a generated (ephemeral) key
+	ArtifactMaxBytes int64         // largest artifact; default DefaultArtifactMaxBytes (1 GiB)
+	UploadTTL        time.Duration // how long an upload nobody appends to is kept; default 24 h
+	DownloadURLTTL   time.Duration // lifetime of signed download URLs; default 5 minutes
+	BlobGCGrace      time.Duration // blobs put more recently are never collected; default 1 h
 }
 
 // Service carries out every use case of the platform over a Store.
@@ -115,6 +125,25 @@ func NewService(store Store, cfg Config) (*Service, error) {
 	}
 	if cfg.LogSearchTimeout <= 0 {
 		cfg.LogSearchTimeout = searchTimeout
+	}
+	if cfg.ArtifactMaxBytes <= 0 {
+		cfg.ArtifactMaxBytes = DefaultArtifactMaxBytes
+	}
+	if cfg.UploadTTL <= 0 {
+		cfg.UploadTTL = DefaultUploadTTL
+	}
+	if cfg.DownloadURLTTL <= 0 {
+		cfg.DownloadURLTTL = DefaultDownloadURLTTL
+	}
+	if cfg.BlobGCGrace <= 0 {
+		cfg.BlobGCGrace = DefaultBlobGCGrace
+	}
+	if cfg.URLSigner == nil {
+		us, err := GenerateURLSigner()
+		if err != nil {
+			return nil, err
+		}
+		cfg.URLSigner = us
 	}
 	if cfg.Keys == nil {
 		k, err := GenerateKeyring()

@@ -132,6 +132,7 @@ type Tx interface {
 	FlagStore
 	LogStore
 	SDKKeyStore
+	ArtifactStore
 }
 
 // UserStore stores accounts.

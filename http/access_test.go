@@ -35,6 +35,7 @@ type accessFixture struct {
 	rect                                  crdt.ID
 	deployment, deployToken               uuid.UUID   // a queued deployment and a deploy token of the project
 	logSecret                             uuid.UUID   // a log secret of the project
+	artifact                              uuid.UUID   // an artifact of the deployment
 	actorRole                             domain.Role // "" for a non-member
 }
 
@@ -63,6 +64,10 @@ func newAccessFixture(t *testing.T, scope roleScope, role domain.Role) *accessFi
 	sec, err := a.svc.CreateLogSecret(context.Background(), f.owner.ID, f.project, "seeded", "seeded-value")
 	require.NoError(t, err)
 	f.logSecret = sec.ID
+	art, err := a.svc.UploadArtifact(context.Background(), domain.UserCaller(f.owner.ID), f.deployment,
+		domain.ArtifactInput{Name: "dist.tar.gz"}, strings.NewReader("bundle"))
+	require.NoError(t, err)
+	f.artifact = art.ID
 	if role != "" {
 		if scope == inWorkspace {
 			a.addMember(f.owner, "workspaces", f.ws, f.actor, role)
@@ -487,6 +492,39 @@ func mutations() []mutation {
 				var l listBody[logSecretJSON]
 				f.a.do("GET", f.projectPath("/log-secrets"), f.owner.Access, nil).decode(t, &l)
 				return len(l.Items) == 0
+			},
+		},
+		{
+			name: "upload artifact", route: "POST /api/v1/deployments/{deploymentID}/artifacts",
+			scopes: bothScopes, action: domain.ActArtifactWrite, success: http.StatusCreated,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", "/api/v1/deployments/"+f.deployment.String()+"/artifacts?name=report.txt", f.actor.Access, []byte("ok"),
+					"Content-Type", "text/plain")
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				return len(listAll[artifactJSON](f.a, f.owner, "/api/v1/deployments/"+f.deployment.String()+"/artifacts")) == 2
+			},
+		},
+		{
+			name: "start resumable upload", route: "POST /api/v1/deployments/{deploymentID}/uploads",
+			scopes: bothScopes, action: domain.ActArtifactWrite, success: http.StatusCreated,
+			call: func(f *accessFixture) *response {
+				return f.a.do("POST", "/api/v1/deployments/"+f.deployment.String()+"/uploads", f.actor.Access, nil,
+					"Tus-Resumable", "1.0.0", "Upload-Length", "0", "Upload-Metadata", "name ZW1wdHk=")
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				// An empty upload is complete at once: its artifact exists.
+				return len(listAll[artifactJSON](f.a, f.owner, "/api/v1/deployments/"+f.deployment.String()+"/artifacts")) == 2
+			},
+		},
+		{
+			name: "delete artifact", route: "DELETE /api/v1/artifacts/{artifactID}",
+			scopes: bothScopes, action: domain.ActArtifactDelete, success: http.StatusNoContent,
+			call: func(f *accessFixture) *response {
+				return f.a.do("DELETE", "/api/v1/artifacts/"+f.artifact.String(), f.actor.Access, nil)
+			},
+			took: func(t *testing.T, f *accessFixture) bool {
+				return f.a.do("GET", "/api/v1/artifacts/"+f.artifact.String(), f.owner.Access, nil).Status == http.StatusNotFound
 			},
 		},
 		{

@@ -275,6 +275,7 @@ func (s *Server) runnerRoutes(r chi.Router) {
 		r.Post("/deployments/{deploymentID}/report", s.runnerReport)
 		r.Post("/deployments/{deploymentID}/steps", s.runnerStep)
 		r.Post("/deployments/{deploymentID}/logs", s.runnerAppendLogs)
+		s.artifactRoutes(r)
 	})
 }
 

@@ -144,11 +144,14 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// limitBody caps request bodies at the configured size.
+// limitBody caps request bodies at the configured size. The uncapped body
+// stays reachable through rawBody, for the upload handlers.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
-			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+			raw := r.Body
+			r = withRawBody(r, raw)
+			r.Body = http.MaxBytesReader(w, raw, s.cfg.MaxBodyBytes)
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -266,7 +266,14 @@ func (s *Server) routes() {
 			r.Get("/projects/{projectID}/log-secrets", s.listLogSecrets)
 			r.Post("/projects/{projectID}/log-secrets", s.createLogSecret)
 			r.Delete("/projects/{projectID}/log-secrets/{secretID}", s.deleteLogSecret)
+
+			s.artifactRoutes(r)
+			r.Delete("/artifacts/{artifactID}", s.deleteArtifact)
 		})
+		// Signed URLs carry their own authorisation; tus discovery needs none.
+		r.Get("/artifacts/{artifactID}/download", s.downloadArtifact)
+		r.Head("/artifacts/{artifactID}/download", s.downloadArtifact) // 403: the URL signs GET
+		r.Options("/uploads", s.tusOptions)
 		s.runnerRoutes(r)
 		s.sdkRoutes(r)
 		if s.cfg.ExtraRoutes != nil {

@@ -138,6 +138,13 @@ type serveConfig struct {
 	FlagHistory  int
 	FlagCacheTTL time.Duration
 	RateSDK      tonehttp.Rate
+
+	// Artifacts.
+	ArtifactMaxBytes  int64
+	UploadTTL         time.Duration
+	DownloadURLTTL    time.Duration
+	URLSigningKeyFile string
+	BlobGCInterval    time.Duration
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -187,4 +194,10 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.LogMaxBytes, "log-max-bytes", 256<<20, "log bytes kept per deployment; beyond, the oldest lines are dropped behind a marker line")
 	fs.IntVar(&c.LogRetention, "log-retention", 30, "days log lines are kept in projects without a retention setting")
 	fs.DurationVar(&c.LogPruneInterval, "log-prune-interval", time.Hour, "how often log lines past their retention are deleted")
+
+	fs.Int64Var(&c.ArtifactMaxBytes, "artifact-max-bytes", domain.DefaultArtifactMaxBytes, "largest artifact, in bytes (uploads over it are refused with 413)")
+	fs.DurationVar(&c.UploadTTL, "upload-ttl", domain.DefaultUploadTTL, "how long a resumable upload nobody appends to is kept")
+	fs.DurationVar(&c.DownloadURLTTL, "download-url-ttl", domain.DefaultDownloadURLTTL, "lifetime of signed artifact download URLs")
+	fs.StringVar(&c.URLSigningKeyFile, "url-signing-key-file", "", "file whose bytes (at least 32) key the HMAC of signed download URLs; empty: an ephemeral key")
+	fs.DurationVar(&c.BlobGCInterval, "blob-gc-interval", time.Hour, "how often unreferenced artifact blobs and abandoned uploads are removed")
 }

@@ -158,6 +158,7 @@ func TestServeInMemory(t *testing.T) {
 	require.NoError(t, stop())
 	out := logs.String()
 	assert.Contains(t, out, "signing key is ephemeral")
+	assert.Contains(t, out, "URL signing key is ephemeral")
 	assert.Contains(t, out, "in-memory store")
 	assert.Contains(t, out, `"msg":"stopped"`)
 	assert.NotContains(t, out, "correct horse", "passwords never reach the log")
@@ -173,7 +174,10 @@ func TestServePostgresRestart(t *testing.T) {
 	require.NoError(t, err)
 	keyFile := filepath.Join(t.TempDir(), "key.pem")
 	require.NoError(t, os.WriteFile(keyFile, pemBytes, 0o600))
-	args := []string{"--database-url", db.AppURL, "--migrate-database-url", db.OwnerURL, "--migrate", "--signing-key-file", keyFile}
+	urlKeyFile := filepath.Join(t.TempDir(), "url.key")
+	require.NoError(t, os.WriteFile(urlKeyFile, bytes.Repeat([]byte("k"), 32), 0o600))
+	args := []string{"--database-url", db.AppURL, "--migrate-database-url", db.OwnerURL, "--migrate", "--signing-key-file", keyFile,
+		"--url-signing-key-file", urlKeyFile}
 
 	base, stop, _ := startServer(t, args...)
 	ws, ann := walkThrough(t, base)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tone-ai/tone/domain"
+	"github.com/tone-ai/tone/domain/disk"
 	"github.com/tone-ai/tone/domain/memory"
 	"github.com/tone-ai/tone/domain/postgres"
 	tonehttp "github.com/tone-ai/tone/http"
@@ -55,6 +57,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	if cfg.LogMaxLines <= 0 || cfg.LogMaxBytes <= 0 || cfg.LogRetention <= 0 {
 		return fmt.Errorf("serve: --log-max-lines, --log-max-bytes and --log-retention must be positive")
 	}
+	if cfg.BlobGCInterval <= 0 || cfg.ArtifactMaxBytes <= 0 || cfg.UploadTTL <= 0 || cfg.DownloadURLTTL <= 0 {
+		return fmt.Errorf("serve: --blob-gc-interval, --artifact-max-bytes, --upload-ttl and --download-url-ttl must be positive")
+	}
 	keys, err := loadKeys(cfg.SigningKeyFile)
 	if err != nil {
 		return err
@@ -64,6 +69,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+
+	blobs, uploads, urlSigner, err := openArtifactStorage(cfg, logger)
+	if err != nil {
+		return err
 	}
 
 	store, closeStore, err := openStore(ctx, cfg, logger)
@@ -77,6 +87,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		Logger: logger, DeployLease: cfg.DeployLease,
 		FlagHistory: cfg.FlagHistory, FlagCacheTTL: cfg.FlagCacheTTL,
 		LogMaxLines: cfg.LogMaxLines, LogMaxBytes: cfg.LogMaxBytes, LogRetentionDays: cfg.LogRetention,
+		Blobs: blobs, Uploads: uploads, URLSigner: urlSigner, ArtifactMaxBytes: cfg.ArtifactMaxBytes,
+		UploadTTL: cfg.UploadTTL, DownloadURLTTL: cfg.DownloadURLTTL,
 	})
 	if err != nil {
 		return err
@@ -115,6 +127,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	go svc.RunReaper(relayCtx, cfg.ReaperInterval)
 	// The pruner deletes log lines past their project's retention.
 	go svc.RunLogPruner(relayCtx, cfg.LogPruneInterval)
+	// The blob collector removes unreferenced blobs and abandoned uploads.
+	go svc.RunBlobGC(relayCtx, cfg.BlobGCInterval)
 
 	api := tonehttp.NewServer(svc, tonehttp.Config{
 		MaxBodyBytes:      cfg.MaxBodyBytes,
@@ -260,6 +274,36 @@ func loadKeys(path string) (*domain.Keyring, error) {
 		return nil, err
 	}
 	return domain.ParseKeyringPEM(data)
+}
+
+// openArtifactStorage opens the blob and upload stores under the data
+// directory and the download URL signer.
+func openArtifactStorage(cfg serveConfig, logger *slog.Logger) (*disk.Store, *disk.Uploads, *domain.URLSigner, error) {
+	blobs, err := disk.New(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	uploads, err := disk.NewUploads(filepath.Join(cfg.DataDir, "uploads"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cfg.URLSigningKeyFile == "" {
+		signer, err := domain.GenerateURLSigner()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		logger.Warn("URL signing key is ephemeral: signed download URLs stop working when this process exits and are not valid on other nodes; set --url-signing-key-file to keep them")
+		return blobs, uploads, signer, nil
+	}
+	key, err := os.ReadFile(cfg.URLSigningKeyFile)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("url signing key: %w", err)
+	}
+	signer, err := domain.NewURLSigner(key)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("url signing key %s: %w", cfg.URLSigningKeyFile, err)
+	}
+	return blobs, uploads, signer, nil
 }
 
 // openStore returns the PostgreSQL store when a database URL is set, else

@@ -42,6 +42,7 @@ type Store struct {
 	deployData
 	flagData
 	logData
+	artifactData
 }
 
 var _ domain.Store = (*Store)(nil)
@@ -64,6 +65,7 @@ func New() *Store {
 		deployData:       newDeployData(),
 		flagData:         newFlagData(),
 		logData:          newLogData(),
+		artifactData:     newArtifactData(),
 	}
 }
 
@@ -463,6 +465,7 @@ func (t *tx) DeleteProject(ctx context.Context, id uuid.UUID) error {
 		}
 	}
 	t.deleteProjectDeployments(id)
+	t.deleteProjectArtifacts(id)
 	for k := range t.s.projectMembers {
 		if k.scope == id {
 			del(t, t.s.projectMembers, k)

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -55,6 +56,7 @@ var tenantTables = []struct{ name, key string }{
 	{"log_secrets", "id::text"},
 	{"project_log_settings", "project_id::text"},
 	{"sdk_keys", "id::text"},
+	{"artifacts", "id::text"},
 }
 
 // tenant is one user's corner of the database, written through the store as
@@ -73,6 +75,7 @@ type tenant struct {
 	deployment  *domain.Deployment   // in the project, with a step "build" and a line of log
 	secret      *domain.LogSecret    // of the project
 	sdkKey      *domain.SDKKey       // for production
+	artifact    *domain.Artifact     // of the deployment
 }
 
 // rows are the keys (as tenantTables names them) of the tenant's rows.
@@ -110,6 +113,7 @@ func (tn *tenant) rows() map[string][]string {
 		"log_secrets":              {tn.secret.ID.String()},
 		"project_log_settings":     {tn.project.ID.String()},
 		"sdk_keys":                 {tn.sdkKey.ID.String()},
+		"artifacts":                {tn.artifact.ID.String()},
 	}
 }
 
@@ -211,6 +215,11 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 			tx.SaveLogState(ctx, st),
 		)
 	}))
+	digest := sha256.Sum256([]byte("bundle of " + name))
+	tn.artifact = &domain.Artifact{ID: newID(), ProjectID: tn.project.ID, DeploymentID: tn.deployment.ID, Name: "dist.tar.gz",
+		Size: 9, Digest: hex.EncodeToString(digest[:]), ContentType: "application/gzip", CreatedBy: tn.token.ID, CreatedAt: now}
+	// Written by the project's runner, acting as its deploy token.
+	require.NoError(t, s.InTx(ctx, tn.token.ID, func(tx domain.Tx) error { return tx.CreateArtifact(ctx, tn.artifact) }))
 	return tn
 }
 
@@ -623,7 +632,8 @@ func TestRLSCanvasLogImmutable(t *testing.T) {
 }
 
 // TestRLSRunner acts as a's deploy token: it sees and changes the
-// deployments and steps of a's project and its own token, and nothing else.
+// deployments, steps and artifacts of a's project and its own token, and
+// nothing else.
 func TestRLSRunner(t *testing.T) {
 	r := newRLSDB(t)
 	a, b := r.a, r.b
@@ -631,7 +641,8 @@ func TestRLSRunner(t *testing.T) {
 		rows := a.rows()
 		for _, tt := range tenantTables {
 			want := []string{}
-			if strings.HasPrefix(tt.name, "deploy") || strings.HasPrefix(tt.name, "log_") || tt.name == "project_log_settings" {
+			if strings.HasPrefix(tt.name, "deploy") || strings.HasPrefix(tt.name, "log_") || tt.name == "project_log_settings" ||
+				tt.name == "artifacts" {
 				want = rows[tt.name]
 			}
 			assert.Equal(t, want, append([]string{}, keys(t, tx, tt.name, tt.key)...), "%s as a's runner", tt.name)
@@ -647,6 +658,12 @@ func TestRLSRunner(t *testing.T) {
 		assert.Equal(t, insufficientPrivilege, code, "a runner cannot queue into another project")
 		code, _ = sqlState(t, tx, `INSERT INTO deployment_steps (deployment_id, name, position, state) VALUES ($1, 'x', 9, 'running')`, b.deployment.ID)
 		assert.Equal(t, insufficientPrivilege, code)
+		code, _ = sqlState(t, tx, `INSERT INTO artifacts (id, project_id, deployment_id, name, size, digest, content_type, created_by, created_at) VALUES ($1, $2, $3, 'x', 1, $4, 'text/plain', $5, now())`,
+			newID(), b.project.ID, b.deployment.ID, a.artifact.Digest, a.token.ID)
+		assert.Equal(t, insufficientPrivilege, code, "a runner cannot add artifacts to another project")
+		code, n = sqlState(t, tx, `DELETE FROM artifacts WHERE id = $1`, b.artifact.ID)
+		assert.Empty(t, code)
+		assert.Zero(t, n, "b's artifact is invisible")
 		code, n = sqlState(t, tx, `UPDATE deploy_tokens SET revoked_at = now()`)
 		assert.Empty(t, code)
 		assert.Zero(t, n, "a runner cannot revoke tokens, not even its own")

@@ -46,7 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
 		{"AuditChain", testAuditChain},
 		{"Pagination", testPagination},
 	}
-	for _, test := range slices.Concat(tests, canvasTests, outboxTests, notificationTests, deployTests, flagTests, logTests) {
+	for _, test := range slices.Concat(tests, canvasTests, outboxTests, notificationTests, deployTests, flagTests, logTests, artifactTests) {
 		t.Run(test.name, func(t *testing.T) { test.fn(t, newStore(t)) })
 	}
 }
