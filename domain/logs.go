@@ -561,3 +561,16 @@ func (s *Service) logFinal(ctx context.Context, tx Tx, actor uuid.UUID, d *Deplo
 		"duration_ms": d.Duration().Milliseconds(), "last_seq": st.NextSeq - 1,
 	})
 }
+
+// AuthorizeDeployment returns nil if the actor may perform a on the
+// deployment's project, ENotFound if the actor cannot see the deployment,
+// EForbidden otherwise.
+func (s *Service) AuthorizeDeployment(ctx context.Context, actor, id uuid.UUID, a Action) error {
+	return s.store.InTx(ctx, actor, func(tx Tx) error {
+		_, _, role, err := deploymentAccess(ctx, tx, id, actor, false)
+		if err != nil {
+			return err
+		}
+		return authorize(role, a, "Deployment")
+	})
+}

@@ -28,7 +28,9 @@ func newRealtimeTestAPI(t *testing.T, cfg Config, dcfg domain.Config) *testAPI {
 	broker := realtime.NewMemoryBroker(100, time.Minute)
 	node := realtime.NewNode(realtime.Config{NodeID: "test", Logger: slog.New(slog.DiscardHandler)}, svc, broker, broker, nil)
 	node.EnableCanvas(svc, realtime.CanvasConfig{})
+	node.EnableLogs(svc, realtime.LogsConfig{})
 	cfg.Canvases = node
+	cfg.Logs = node
 	cfg.ExtraRoutes = func(r chi.Router) { r.Get("/realtime", node.ServeHTTP) }
 	a := startTestAPI(t, svc, cfg)
 	a.node = node

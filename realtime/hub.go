@@ -46,6 +46,8 @@ type subscription struct {
 	canvasSession *canvasSession
 	role          domain.Role
 	replica       uint64
+	// logEnded is set on a logs channel once the end of the log was sent.
+	logEnded bool
 }
 
 // bufferedPub is a publication that arrived while its subscription replayed.

@@ -126,6 +126,7 @@ type Node struct {
 	presence   Presence
 	namespaces map[string]Namespace
 	canvas     *canvasSessions
+	logs       *logTails
 	hub        *hub
 	metrics    *Metrics
 
@@ -343,6 +344,10 @@ func (n *Node) HandlePublication(ch string, epoch string, pub *Publication) {
 		}
 		return frame
 	}
+	if n.logs != nil && strings.HasPrefix(ch, logsKind+":") {
+		n.logs.publication(ch, pub) // the end of a log, delivered in line order
+		return
+	}
 	if n.canvas != nil && strings.HasPrefix(ch, canvasKind+":") && !strings.HasPrefix(pub.Client, n.cfg.NodeID+"-") {
 		n.canvas.remote(ch, pub)
 	}
@@ -415,6 +420,10 @@ func (n *Node) resetSub(s *subscription, why string) {
 // HandleEphemeral sends a presence event to the local subscribers of ch,
 // except the client it is about.
 func (n *Node) HandleEphemeral(ch string, data []byte) {
+	if n.logs != nil && strings.HasPrefix(ch, logsKind+":") {
+		n.logs.broadcast(ch, data)
+		return
+	}
 	from, frame, ok := splitEphemeral(data)
 	if !ok {
 		return

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,6 +49,9 @@ func (c *Client) subscribe(ctx context.Context, f *Frame) error {
 	}
 	if s.canvas {
 		return c.node.canvas.subscribe(ctx, c, s, canvasID, role, f)
+	}
+	if kind == logsKind && c.node.logs != nil {
+		return c.node.logs.subscribe(ctx, c, s, f)
 	}
 
 	reply := &Frame{Type: TypeOK, ID: f.ID}
@@ -136,6 +140,9 @@ func (c *Client) dropSub(ctx context.Context, ch string) bool {
 		if err := c.node.broker.Unsubscribe(ctx, ch); err != nil {
 			c.node.log.Warn("broker unsubscribe", "channel", ch, "err", err)
 		}
+		if c.node.logs != nil && strings.HasPrefix(ch, logsKind+":") {
+			c.node.logs.drop(ch)
+		}
 	}
 	if joined && ps != nil {
 		c.leave(ctx, ch)
@@ -176,12 +183,15 @@ func (c *Client) publish(ctx context.Context, f *Frame) error {
 
 // history handles a history frame: the publications after since.
 func (c *Client) history(ctx context.Context, f *Frame) error {
-	_, id, ns, err := c.node.parseChannel(f.Channel)
+	kind, id, ns, err := c.node.parseChannel(f.Channel)
 	if err != nil {
 		return err
 	}
 	if err := ns.Authorize(ctx, c.user, id, false); err != nil {
 		return err
+	}
+	if kind == logsKind && c.node.logs != nil {
+		return c.node.logs.history(ctx, c, f)
 	}
 	limit := f.Limit
 	if limit <= 0 || limit > c.node.cfg.RecoveryLimit {

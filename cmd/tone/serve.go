@@ -114,6 +114,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	node.Register("flags", realtime.ServerOnlyProjectNamespace{Auth: svc})
 	node.Register("notifications", realtime.UserNamespace{})
 	node.EnableCanvas(svc, realtime.CanvasConfig{IdleTimeout: cfg.CanvasIdleTimeout})
+	node.EnableLogs(svc, realtime.LogsConfig{})
 	nodeCtx, stopNode := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopNode()
 	nodeDone := make(chan error, 1)
@@ -146,6 +147,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 		},
 		ExtraRoutes: func(r chi.Router) { r.Get("/realtime", node.ServeHTTP) },
 		Canvases:    node,
+		Logs:        node,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
