@@ -133,6 +133,7 @@ type Tx interface {
 	LogStore
 	SDKKeyStore
 	ArtifactStore
+	AnalyticsStore
 }
 
 // UserStore stores accounts.

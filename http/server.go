@@ -243,6 +243,8 @@ func (s *Server) routes() {
 			r.Post("/notifications/seen-all", s.markAllNotifications(domain.StateSeen))
 			r.Post("/notifications/read-all", s.markAllNotifications(domain.StateRead))
 			r.Patch("/notifications/{notificationID}", s.updateNotification)
+			r.Get("/projects/{projectID}/analytics/deployments", s.deploymentAnalytics)
+			r.Get("/projects/{projectID}/analytics/realtime", s.realtimeAnalytics)
 			r.Get("/workspaces/{workspaceID}/audit", s.listAudit)
 			r.Get("/workspaces/{workspaceID}/audit/export", s.exportAudit)
 			r.Get("/workspaces/{workspaceID}/audit/verify", s.verifyAudit)

@@ -116,6 +116,7 @@ type canvasSession struct {
 	deleted       bool      // the canvas was deleted
 	early         [][]byte  // remote updates that arrived while loading
 	mentions      mentionTracker
+	editors       map[uuid.UUID]struct{} // who wrote since the last activity sample
 
 	pmu      sync.Mutex
 	pending  []*persistReq
@@ -461,6 +462,7 @@ func (s *canvasSession) submit(ctx context.Context, user uuid.UUID, client strin
 		return domain.Errorf(domain.EInvalid, "Update rejected: %v", err)
 	}
 	s.afterApply(texts, user)
+	s.noteEditor(user)
 	s.owners[replica] = user
 	s.sinceSnapshot++
 	s.lastWriter = user

@@ -134,6 +134,8 @@ type serveConfig struct {
 	LogRetention     int
 	LogPruneInterval time.Duration
 
+	ActivityInterval time.Duration // realtime analytics samples
+
 	// Feature flags.
 	FlagHistory  int
 	FlagCacheTTL time.Duration
@@ -200,4 +202,5 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DownloadURLTTL, "download-url-ttl", domain.DefaultDownloadURLTTL, "lifetime of signed artifact download URLs")
 	fs.StringVar(&c.URLSigningKeyFile, "url-signing-key-file", "", "file whose bytes (at least 32) key the HMAC of signed download URLs; empty: an ephemeral key")
 	fs.DurationVar(&c.BlobGCInterval, "blob-gc-interval", time.Hour, "how often unreferenced artifact blobs and abandoned uploads are removed")
+	fs.DurationVar(&c.ActivityInterval, "activity-interval", time.Minute, "how often each loaded canvas's connections and editors are recorded for realtime analytics; 0: never")
 }

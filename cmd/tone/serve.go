@@ -130,6 +130,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	go svc.RunLogPruner(relayCtx, cfg.LogPruneInterval)
 	// The blob collector removes unreferenced blobs and abandoned uploads.
 	go svc.RunBlobGC(relayCtx, cfg.BlobGCInterval)
+	// The sampler records canvas activity for the realtime analytics.
+	go sampleActivity(relayCtx, svc, node, cfg.ActivityInterval, logger)
 
 	api := tonehttp.NewServer(svc, tonehttp.Config{
 		MaxBodyBytes:      cfg.MaxBodyBytes,

@@ -39,6 +39,7 @@ type Store struct {
 	canvasData
 	outboxData
 	notificationData
+	activityData
 	deployData
 	flagData
 	logData

@@ -57,6 +57,7 @@ var tenantTables = []struct{ name, key string }{
 	{"project_log_settings", "project_id::text"},
 	{"sdk_keys", "id::text"},
 	{"artifacts", "id::text"},
+	{"canvas_activity", "canvas_id || '/' || node"},
 }
 
 // tenant is one user's corner of the database, written through the store as
@@ -114,6 +115,7 @@ func (tn *tenant) rows() map[string][]string {
 		"project_log_settings":     {tn.project.ID.String()},
 		"sdk_keys":                 {tn.sdkKey.ID.String()},
 		"artifacts":                {tn.artifact.ID.String()},
+		"canvas_activity":          {tn.canvas.ID.String() + "/n1"},
 	}
 }
 
@@ -171,6 +173,9 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 	}))
 	require.NoError(t, s.InTx(ctx, u, func(tx domain.Tx) error {
 		return tx.PutNotificationPreference(ctx, u, "canvas.mention", false, now)
+	}))
+	require.NoError(t, s.InTx(ctx, uuid.Nil, func(tx domain.Tx) error {
+		return tx.RecordCanvasActivity(ctx, "n1", now, []domain.CanvasActivity{{CanvasID: tn.canvas.ID, Viewers: 2, Editors: []uuid.UUID{u}}})
 	}))
 	hash := sha256.Sum256([]byte("token of " + name))
 	tn.token = &domain.DeployToken{ID: newID(), ProjectID: tn.project.ID, WorkspaceID: tn.ws.ID, Name: name,
@@ -421,6 +426,7 @@ func TestRLSTenantIsolation(t *testing.T) {
 			{`INSERT INTO canvas_snapshots (id, canvas_id, version_replicas, version_seqs, data, created_by, created_at) VALUES ($1, $2, '{}', '{}', 'x', $3, now())`, []any{newID(), b.canvas.ID, a.user.ID}},
 			{`UPDATE canvases SET project_id = $1 WHERE id = $2`, []any{b.project.ID, a.canvas.ID}},
 			{`INSERT INTO notification_preferences VALUES ($1, 'x', true, now())`, []any{b.user.ID}},
+			{`INSERT INTO canvas_activity VALUES (now(), 'n', $1, $2, 1, '{}')`, []any{a.canvas.ID, a.project.ID}},
 			// a's own notification cannot be handed to b, nor its content changed.
 			{`UPDATE notifications SET user_id = $1 WHERE id = $2`, []any{b.user.ID, a.note.ID}},
 			{`UPDATE notifications SET data = '{"x":1}' WHERE id = $1`, []any{a.note.ID}},

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) domain.Store) {
 		{"CoMembers", testCoMembers},
 		{"Audit", testAudit},
 		{"AuditChain", testAuditChain},
+		{"CanvasActivity", testCanvasActivity},
 		{"Pagination", testPagination},
 	}
 	for _, test := range slices.Concat(tests, canvasTests, outboxTests, notificationTests, deployTests, flagTests, logTests, artifactTests) {
