@@ -232,6 +232,15 @@ func (w *rangeErrorWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// ReadFrom lets the content go out through the underlying writer's
+// ReadFrom, which sends a file with sendfile(2).
+func (w *rangeErrorWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok && !w.failed {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{w}, r)
+}
+
 // downloadName is the last path element of an artifact name, for the
 // Content-Disposition file name.
 func downloadName(name string) string {
