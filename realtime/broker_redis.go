@@ -667,10 +667,15 @@ func (s *redisShard) run(ctx context.Context, h BrokerHandler) {
 // from its current top; a channel resubscribed after a reconnect catches up
 // on what it missed. Then the Subscribe calls waiting for it return.
 func (s *redisShard) subscribed(ctx context.Context, h BrokerHandler, ch string) {
-	if !s.wanted(ch) {
+	s.mu.Lock()
+	wanted, fresh := s.subs[ch], len(s.waiters[ch]) > 0
+	s.mu.Unlock()
+	if !wanted {
 		return
 	}
-	if st := s.state[ch]; st != nil {
+	// A Subscribe call waiting means the node had no subscriber of ch
+	// until now: nothing to catch up on, whatever was delivered before.
+	if st := s.state[ch]; st != nil && !fresh {
 		s.repair(ctx, h, ch, st)
 	} else {
 		_, top, err := s.b.History(ctx, ch, Position{}, 0)

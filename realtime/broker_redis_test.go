@@ -231,3 +231,30 @@ func BenchmarkRedisBrokerPublish(b *testing.B) {
 		})
 	})
 }
+
+// TestRedisBrokerSubscribeAgain: a channel unsubscribed and subscribed
+// again starts afresh from its top: what was published meanwhile (trimmed
+// from the history here) is not reported lost.
+func TestRedisBrokerSubscribeAgain(t *testing.T) {
+	b := newTestRedisBroker(t, 10, time.Minute)
+	h := newLossRecorder()
+	runRedisBroker(t, b, h)
+	ch := "project:" + runID + ":" + t.Name()
+	require.NoError(t, b.Subscribe(ctx(t), ch))
+	_, err := b.Publish(ctx(t), ch, &Publication{Data: []byte("1")})
+	require.NoError(t, err)
+	h.waitPubs(t, ch, 1)
+	require.NoError(t, b.Unsubscribe(ctx(t), ch))
+	for range 30 {
+		_, err := b.Publish(ctx(t), ch, &Publication{Data: []byte("x")})
+		require.NoError(t, err)
+	}
+	require.NoError(t, b.Subscribe(ctx(t), ch))
+	pos, err := b.Publish(ctx(t), ch, &Publication{Data: []byte("32")})
+	require.NoError(t, err)
+	got := h.waitPubs(t, ch, 2)
+	assert.Equal(t, pos.Offset, got[1].pub.Offset)
+	h.settle(t)
+	assert.Len(t, h.pubsOf(ch), 2)
+	assert.Empty(t, h.lossesOf(ch))
+}

@@ -746,6 +746,21 @@ func TestClusterProjectEvents(t *testing.T) {
 		waitUntil(t, 10*time.Second, "every event on follower "+strconv.Itoa(i), func() bool { return len(f.got()) >= len(want) })
 		assert.Equal(t, want, f.got(), "follower %d", i)
 	}
+
+	// A notification caused on one node reaches its user on another.
+	bobID := bob.do("GET", "/me", nil, 200)["id"].(string)
+	ws := ann.do("GET", "/workspaces", nil, 200)["items"].([]any)[0].(map[string]any)["id"].(string)
+	bob.base = c.nodes[2].base
+	notes := subscribe(t, bob.base, bob.token, "notifications:"+bobID)
+	ann.base = c.nodes[0].base
+	ann.patch("/workspaces/"+ws+"/members/"+bobID, "cluster-role", map[string]string{"role": "admin"})
+	for {
+		_, ev := nextEvent(t, notes)
+		if ev["type"] == "workspace.member.role_changed" {
+			assert.Equal(t, "cluster-role", ev["correlation_id"])
+			break
+		}
+	}
 }
 
 // TestClusterKillNode: under canvas and event load, one node of three is

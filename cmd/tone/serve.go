@@ -230,8 +230,18 @@ func openBroker(cfg serveConfig, logger *slog.Logger) (brokerAndPresence, func(c
 	b := realtime.NewRedisBroker(realtime.RedisConfig{
 		Options: opts, Prefix: cfg.RedisPrefix, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: logger,
 	})
+	redis.SetLogger(redisLogger{logger})
 	logger.Info("realtime broker: redis", "addr", opts.Addr, "db", opts.DB, "prefix", cfg.RedisPrefix)
 	return b, b.Ready, func() { b.Close() }, nil
+}
+
+// redisLogger puts the Redis client's own messages (each failed dial while
+// Redis is down) in the server's log, at debug level: the broker logs what
+// matters (connection lost, connected again) itself.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
 
 // nodePublisher publishes the domain's events on the realtime node: each
