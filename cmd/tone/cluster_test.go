@@ -780,7 +780,7 @@ func TestClusterKillNode(t *testing.T) {
 	}
 	f, stopFollower := startFollower(t, bob.token, "project:"+project, c.bases(2))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var want []string
 	patched := make(chan struct{})
@@ -794,7 +794,7 @@ func TestClusterKillNode(t *testing.T) {
 			time.Sleep(30 * time.Millisecond)
 		}
 	}()
-	time.AfterFunc(time.Second, c.nodes[2].kill)
+	time.AfterFunc(700*time.Millisecond, c.nodes[2].kill)
 	require.NoError(t, runEditors(ctx, editors, 10))
 	<-patched
 
@@ -811,7 +811,7 @@ func TestClusterKillNode(t *testing.T) {
 // TestClusterPresenceOfDeadNode: the presence of a killed node's clients
 // expires within the presence TTL.
 func TestClusterPresenceOfDeadNode(t *testing.T) {
-	const ttl = 2 * time.Second
+	const ttl = 1500 * time.Millisecond
 	c := newCluster(t, "", "", "--presence-ttl", ttl.String())
 	c.start(2)
 	_, bob, project, _ := c.setup()
@@ -855,8 +855,8 @@ func TestClusterPresenceOfDeadNode(t *testing.T) {
 	assert.Equal(t, []string{watcher.Connected.Client}, list())
 }
 
-// loadAndOutage runs editors on every node of c for 3 s and calls outage
-// after 1 s; then it checks that every acknowledged note is on every node
+// loadAndOutage runs editors on every node of c for 2.5 s and calls
+// outage after 0.7 s; then it checks that every acknowledged note is on every node
 // and every editor, once.
 func loadAndOutage(t *testing.T, c *cluster, outage func()) {
 	ann, _, _, canvas := c.setup()
@@ -867,10 +867,10 @@ func loadAndOutage(t *testing.T, c *cluster, outage func()) {
 		require.NoError(t, e.connect(context.Background()))
 		editors = append(editors, e)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
 	done := make(chan struct{})
-	time.AfterFunc(time.Second, func() { defer close(done); outage() })
+	time.AfterFunc(700*time.Millisecond, func() { defer close(done); outage() })
 	require.NoError(t, runEditors(ctx, editors, 10))
 	<-done
 	for _, p := range c.nodes {
@@ -922,11 +922,202 @@ func TestClusterLoadtestFanout(t *testing.T) {
 	cfg.Scenario, cfg.URL = "fanout", c.nodes[0].base
 	cfg.SubscriberURLs = []string{c.nodes[1].base, c.nodes[2].base}
 	cfg.Subscribers, cfg.Rate, cfg.Users = 20, 50, 5
-	cfg.Duration, cfg.Drain = time.Second, 2*time.Second
+	cfg.Duration, cfg.Drain = time.Second, time.Second
 	sum, err := loadtest.Run(context.Background(), cfg)
 	require.NoError(t, err)
 	assert.Equal(t, int64(0), sum.Errors.Total, "%+v", sum.Errors)
 	assert.Positive(t, sum.Acked)
 	assert.Equal(t, 20*sum.Acked, sum.Deliveries, "every publication reached every subscriber on the other nodes")
 	assert.Equal(t, sum.Expected, sum.Deliveries)
+}
+
+// logDashboard follows a deployment's log across nodes until its end
+// frame: when its node goes away it subscribes on another with the seq of
+// the last line it has.
+type logDashboard struct {
+	token, ch string
+	bases     func() []string
+
+	mu     sync.Mutex
+	last   uint64
+	lines  []string // "seq step:line text", in arrival order
+	end    bool
+	resubs int
+	err    error
+}
+
+func (d *logDashboard) take(f *realtime.Frame) error {
+	var m struct {
+		K     string `msgpack:"k"`
+		Lines []struct {
+			_msgpack struct{} `msgpack:",as_array"`
+			Seq      uint64
+			Step     string
+			Line     uint64
+			Text     string
+		} `msgpack:"l"`
+	}
+	if err := msgpack.Unmarshal(f.Data, &m); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if m.K == "end" {
+		d.end = true
+		return nil
+	}
+	for _, l := range m.Lines {
+		if l.Seq != d.last+1 {
+			return fmt.Errorf("line %d after %d", l.Seq, d.last)
+		}
+		d.last = l.Seq
+		d.lines = append(d.lines, fmt.Sprintf("%d %s:%d %s", l.Seq, l.Step, l.Line, l.Text))
+	}
+	return nil
+}
+
+// run follows the log until its end or ctx's; subscribed is closed once
+// the first subscription is in place.
+func (d *logDashboard) run(ctx context.Context, subscribed chan<- struct{}) error {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		bases := d.bases()
+		conn, err := rtclient.Dial(ctx, wsURL(bases[attempt%len(bases)]), d.token, rtclient.Options{})
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		d.mu.Lock()
+		since := realtime.Position{Offset: d.last, Epoch: realtime.LogEpoch}
+		d.mu.Unlock()
+		r, err := conn.Request(ctx, &realtime.Frame{Type: realtime.TypeSubscribe, Channel: d.ch, Since: &since})
+		if err != nil {
+			conn.CloseNow()
+			continue
+		}
+		if subscribed != nil {
+			close(subscribed)
+			subscribed = nil
+		}
+		d.mu.Lock()
+		d.resubs++
+		d.mu.Unlock()
+		if r.Recovered == nil || !*r.Recovered {
+			conn.CloseNow()
+			return fmt.Errorf("subscribe since %d: not recovered", since.Offset)
+		}
+		for i := range r.Pubs {
+			if err := d.take(&r.Pubs[i]); err != nil {
+				conn.CloseNow()
+				return err
+			}
+		}
+		for !d.ended() {
+			f, err := conn.Next(ctx)
+			if err != nil {
+				break
+			}
+			if f.Type != realtime.TypeMessage {
+				continue
+			}
+			if err := d.take(f); err != nil {
+				conn.CloseNow()
+				return err
+			}
+		}
+		conn.CloseNow()
+		if d.ended() {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+func (d *logDashboard) ended() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.end
+}
+
+// runDeployment makes a deployment as a runner on node base, starts
+// dashboards (one per bases function), sends total lines over two steps in
+// batches, calling midway after half of them, reports it ready, and
+// checks that every dashboard got every line once, in order, then the end.
+func runDeployment(t *testing.T, c *cluster, runnerBase string, dashboards []func() []string, midway func()) []*logDashboard {
+	ann, _, project, _ := c.setup()
+	ann.base = runnerBase
+	tok := ann.do("POST", "/projects/"+project+"/deploy-tokens", map[string]string{"name": "ci"}, 201)["token"].(string)
+	runner := &client{t: t, base: runnerBase, token: tok}
+	dep := runner.do("POST", "/runner/deployments", map[string]string{"environment": "production"}, 201)["id"].(string)
+	runner.do("POST", "/runner/deployments/"+dep+"/report", map[string]string{"state": "building"}, 200)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ds []*logDashboard
+	errs := make(chan error, len(dashboards))
+	for _, bases := range dashboards {
+		d := &logDashboard{token: ann.token, ch: "logs:" + dep, bases: bases}
+		subscribed := make(chan struct{})
+		go func() { errs <- d.run(ctx, subscribed) }()
+		select {
+		case <-subscribed:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a dashboard did not subscribe")
+		}
+		ds = append(ds, d)
+	}
+
+	const total = 600
+	var want []string
+	next := map[string]int{"install": 1, "build": 1}
+	for seq := 1; seq <= total; {
+		step := []string{"install", "build"}[seq%3%2]
+		n := min(1+seq%17, total-seq+1)
+		var lines []string
+		first := next[step]
+		for range n {
+			text := fmt.Sprintf("%s line %d", step, next[step])
+			lines = append(lines, text)
+			want = append(want, fmt.Sprintf("%d %s:%d %s", seq, step, next[step], text))
+			next[step]++
+			seq++
+		}
+		runner.do("POST", "/runner/deployments/"+dep+"/logs", map[string]any{"step": step, "first_line": first, "lines": lines}, 200)
+		if midway != nil && seq > total/2 {
+			midway()
+			midway = nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	runner.do("POST", "/runner/deployments/"+dep+"/report", map[string]string{"state": "deploying"}, 200)
+	runner.do("POST", "/runner/deployments/"+dep+"/report", map[string]any{"state": "ready", "url": "https://site.example"}, 200)
+	for range ds {
+		select {
+		case err := <-errs:
+			require.NoError(t, err)
+		case <-ctx.Done():
+			t.Fatal("a dashboard never saw the end of the log")
+		}
+	}
+	for i, d := range ds {
+		assert.Equal(t, want, d.lines, "dashboard %d: every line once, in order", i)
+	}
+	return ds
+}
+
+// TestClusterLogTail: a deployment's log fed through node 1 reaches
+// dashboards on nodes 2 and 3, every line in order.
+func TestClusterLogTail(t *testing.T) {
+	c := newCluster(t, "", "")
+	c.start(3)
+	runDeployment(t, c, c.nodes[0].base, []func() []string{c.bases(1), c.bases(2)}, nil)
+}
+
+// TestClusterLogTailKillNode: the node of a dashboard is killed mid-build;
+// the dashboard resumes on another node from its last line and ends with
+// every line once.
+func TestClusterLogTailKillNode(t *testing.T) {
+	c := newCluster(t, "", "")
+	c.start(3)
+	ds := runDeployment(t, c, c.nodes[0].base, []func() []string{c.bases(2)}, c.nodes[2].kill)
+	assert.Greater(t, ds[0].resubs, 1, "the dashboard moved to another node")
 }
