@@ -382,3 +382,63 @@ func interruptedPatch(t *testing.T, target, token string, offset int, chunk []by
 	time.Sleep(100 * time.Millisecond) // let the server read what was sent
 	require.NoError(t, conn.Close())
 }
+
+// TestArtifactsOfOthersAreInvisible: a member of another project, and the
+// runner of another project, get the same 404 for a project's deployment,
+// artifacts and uploads as for ids that do not exist, and change nothing.
+func TestArtifactsOfOthersAreInvisible(t *testing.T) {
+	e := newArtifactEnv(t)
+	a := e.a
+	alice := a.signUp("alice")
+	wsA := a.createWorkspace(alice, "Alpha")
+	projectA := a.createProject(alice, wsA, "Alpha site")
+	resp := a.do("POST", "/api/v1/projects/"+projectA.String()+"/deploy-tokens", alice.Access, map[string]string{"name": "ci"})
+	require.Equal(t, http.StatusCreated, resp.Status)
+	var tokA deployTokenJSON
+	resp.decode(t, &tokA)
+
+	resp = e.upload(t, "/api/v1", e.editor.Access, "dist.tar.gz", []byte("secret bundle"), "")
+	require.Equal(t, http.StatusCreated, resp.Status)
+	art := a.id(resp)
+	resp = e.tus("POST", "/api/v1/deployments/"+e.deployment.String()+"/uploads", e.editor.Access, nil,
+		"Upload-Length", "100", "Upload-Metadata", tusMeta("name", "big"))
+	require.Equal(t, http.StatusCreated, resp.Status)
+	upload := strings.TrimPrefix(resp.Header.Get("Location"), "/api/v1/uploads/")
+
+	before := listAll[artifactJSON](a, e.editor, "/api/v1/deployments/"+e.deployment.String()+"/artifacts")
+	for _, who := range []struct{ prefix, token string }{{"/api/v1", alice.Access}, {"/api/v1/runner", tokA.Token}} {
+		for _, test := range []struct {
+			method, path string
+			body         []byte
+			headers      []string
+		}{
+			{"GET", "/deployments/{deployment}/artifacts", nil, nil},
+			{"POST", "/deployments/{deployment}/artifacts?name=planted", []byte("x"), []string{"Content-Type", "text/plain"}},
+			{"GET", "/artifacts/{artifact}", nil, nil},
+			{"GET", "/artifacts/{artifact}/download-url", nil, nil},
+			{"POST", "/deployments/{deployment}/uploads", nil, []string{"Tus-Resumable", "1.0.0", "Upload-Length", "1", "Upload-Metadata", tusMeta("name", "p")}},
+			{"HEAD", "/uploads/{upload}", nil, []string{"Tus-Resumable", "1.0.0"}},
+			{"PATCH", "/uploads/{upload}", []byte("x"), []string{"Tus-Resumable", "1.0.0", "Content-Type", "application/offset+octet-stream", "Upload-Offset", "0"}},
+			{"DELETE", "/uploads/{upload}", nil, []string{"Tus-Resumable", "1.0.0"}},
+		} {
+			t.Run(who.prefix+" "+test.method+" "+test.path, func(t *testing.T) {
+				a := a.sub(t)
+				real := strings.NewReplacer("{deployment}", e.deployment.String(), "{artifact}", art.String(), "{upload}", upload).Replace(test.path)
+				fake := strings.NewReplacer("{deployment}", uuid.NewString(), "{artifact}", uuid.NewString(), "{upload}", uuid.NewString()).Replace(test.path)
+				var body any
+				if test.body != nil {
+					body = test.body
+				}
+				got := a.do(test.method, who.prefix+real, who.token, body, test.headers...)
+				require.Equal(t, http.StatusNotFound, got.Status, "%s %s: %s", test.method, real, got)
+				missing := a.do(test.method, who.prefix+fake, who.token, body, test.headers...)
+				require.Equal(t, http.StatusNotFound, missing.Status, missing.String())
+				assert.Equal(t, missing.errMessage(t), got.errMessage(t), "a hidden object must look like a missing one")
+			})
+		}
+	}
+	assert.Equal(t, before, listAll[artifactJSON](a, e.editor, "/api/v1/deployments/"+e.deployment.String()+"/artifacts"))
+	resp = e.tus("HEAD", "/api/v1/uploads/"+upload, e.editor.Access, nil)
+	require.Equal(t, http.StatusOK, resp.Status)
+	assert.Equal(t, "0", resp.Header.Get("Upload-Offset"), "the upload is untouched")
+}
