@@ -73,12 +73,10 @@ type LogStore interface {
 	// LogStepNext returns the next line number a step of a deployment
 	// expects: 1 for a step without lines.
 	LogStepNext(ctx context.Context, deploymentID uuid.UUID, step string) (uint64, error)
-	// PutLogStepNext sets the next line number of a step. Call it only
-	// while holding the deployment's log state.
-	PutLogStepNext(ctx context.Context, deploymentID uuid.UUID, step string, next uint64) error
-	// AppendLogChunk stores c. Call it only while holding the deployment's
-	// log state.
-	AppendLogChunk(ctx context.Context, c *LogChunk) error
+	// AppendLogChunk stores c, sets the next line of c's step to
+	// c.LastLine+1 and saves st, the deployment's log state with c in it,
+	// all at once. Call it only while holding the deployment's log state.
+	AppendLogChunk(ctx context.Context, c *LogChunk, st *LogState) error
 	// LogChunks returns the chunks of a deployment holding lines after
 	// seq after (LastSeq > after), in sequence order, stopping once they
 	// hold at least maxLines lines (maxLines <= 0: all).

@@ -157,15 +157,12 @@ func (s *Service) AppendLogs(ctx context.Context, r *Runner, id uuid.UUID, b Log
 			DeploymentID: id, FirstSeq: st.NextSeq, LastSeq: st.NextSeq + uint64(len(lines)) - 1, Step: b.Step,
 			FirstLine: next, LastLine: next + uint64(len(lines)) - 1, Lines: lines, Bytes: bytes, CreatedAt: s.now(),
 		}
-		if err := tx.AppendLogChunk(ctx, c); err != nil {
-			return err
-		}
-		if err := tx.PutLogStepNext(ctx, id, b.Step, c.LastLine+1); err != nil {
-			return err
-		}
 		st.NextSeq = c.LastSeq + 1
 		st.Lines += int64(len(lines))
 		st.Bytes += bytes
+		if err := tx.AppendLogChunk(ctx, c, st); err != nil {
+			return err
+		}
 		if st.Lines > s.cfg.LogMaxLines || st.Bytes > s.cfg.LogMaxBytes {
 			dl, db, last, err := tx.DropOldLogChunks(ctx, id, s.cfg.LogMaxLines, s.cfg.LogMaxBytes)
 			if err != nil {
@@ -176,9 +173,9 @@ func (s *Service) AppendLogs(ctx context.Context, r *Runner, id uuid.UUID, b Log
 			if last > 0 {
 				st.TruncatedBefore = last + 1
 			}
-		}
-		if err := tx.SaveLogState(ctx, st); err != nil {
-			return err
+			if err := tx.SaveLogState(ctx, st); err != nil {
+				return err
+			}
 		}
 		out.NextLine = c.LastLine + 1
 		for i, l := range lines {

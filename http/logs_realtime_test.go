@@ -41,6 +41,8 @@ func newLogsTestAPI(t *testing.T, store domain.Store, lcfg realtime.LogsConfig, 
 	require.NoError(t, err)
 	broker := realtime.NewMemoryBroker(100, time.Minute)
 	node := realtime.NewNode(realtime.Config{NodeID: "test", Logger: slog.New(slog.DiscardHandler)}, svc, broker, broker, nil)
+	node.Register("project", realtime.ProjectNamespace{Auth: svc})
+	node.Register("notifications", realtime.UserNamespace{})
 	node.EnableLogs(svc, lcfg)
 	var logs LogBroadcaster = node
 	if wrap != nil {

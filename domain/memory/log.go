@@ -71,12 +71,9 @@ func (t *tx) LogStepNext(_ context.Context, id uuid.UUID, step string) (uint64, 
 	return 1, nil
 }
 
-func (t *tx) PutLogStepNext(_ context.Context, id uuid.UUID, step string, next uint64) error {
-	if _, ok := t.s.logStates[id]; !ok {
-		return notFound("Log")
-	}
+// putLogStepNext sets the next line number of a step.
+func (t *tx) putLogStepNext(id uuid.UUID, step string, next uint64) {
 	set(t, t.s.logSteps, logStepKey{id, step}, next)
-	return nil
 }
 
 func cloneChunk(c *domain.LogChunk) *domain.LogChunk {
@@ -85,7 +82,7 @@ func cloneChunk(c *domain.LogChunk) *domain.LogChunk {
 	return &o
 }
 
-func (t *tx) AppendLogChunk(_ context.Context, c *domain.LogChunk) error {
+func (t *tx) AppendLogChunk(ctx context.Context, c *domain.LogChunk, st *domain.LogState) error {
 	if _, ok := t.s.logStates[c.DeploymentID]; !ok {
 		return notFound("Log")
 	}
@@ -94,7 +91,8 @@ func (t *tx) AppendLogChunk(_ context.Context, c *domain.LogChunk) error {
 		return domain.Errorf(domain.EConflict, "Log chunk exists.")
 	}
 	set(t, t.s.logChunks, c.DeploymentID, append(cs[:len(cs):len(cs)], cloneChunk(c)))
-	return nil
+	t.putLogStepNext(c.DeploymentID, c.Step, c.LastLine+1)
+	return t.SaveLogState(ctx, st)
 }
 
 func (t *tx) LogChunks(_ context.Context, id uuid.UUID, after uint64, maxLines int) ([]*domain.LogChunk, error) {

@@ -76,21 +76,31 @@ func (t *tx) LogStepNext(ctx context.Context, id uuid.UUID, step string) (_ uint
 	return next, err
 }
 
-func (t *tx) PutLogStepNext(ctx context.Context, id uuid.UUID, step string, next uint64) (err error) {
-	defer wrap(&err, "postgres: put next line of step %q of deployment %s", step, id)
-	_, err = t.tx.Exec(ctx, `
-		INSERT INTO deployment_log_steps (deployment_id, step, next_line) VALUES ($1, $2, $3)
-		ON CONFLICT (deployment_id, step) DO UPDATE SET next_line = EXCLUDED.next_line`, id, step, next)
-	return missingParent(err, "Log", "Step")
-}
-
-func (t *tx) AppendLogChunk(ctx context.Context, c *domain.LogChunk) (err error) {
+// AppendLogChunk sends its three statements in one round trip.
+func (t *tx) AppendLogChunk(ctx context.Context, c *domain.LogChunk, st *domain.LogState) (err error) {
 	defer wrap(&err, "postgres: append log chunk %d-%d of deployment %s", c.FirstSeq, c.LastSeq, c.DeploymentID)
-	_, err = t.tx.Exec(ctx, `
+	b := &pgx.Batch{}
+	b.Queue(`
 		INSERT INTO log_chunks (deployment_id, first_seq, last_seq, step, first_line, last_line, lines, bytes, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		c.DeploymentID, c.FirstSeq, c.LastSeq, c.Step, c.FirstLine, c.LastLine, c.Lines, c.Bytes, c.CreatedAt)
-	return missingParent(err, "Log", "Log chunk")
+	b.Queue(`
+		INSERT INTO deployment_log_steps (deployment_id, step, next_line) VALUES ($1, $2, $3)
+		ON CONFLICT (deployment_id, step) DO UPDATE SET next_line = EXCLUDED.next_line`, c.DeploymentID, c.Step, c.LastLine+1)
+	b.Queue(`
+		UPDATE deployment_logs SET next_seq = $2, lines = $3, bytes = $4, truncated_before = $5
+		WHERE deployment_id = $1`, st.DeploymentID, st.NextSeq, st.Lines, st.Bytes, st.TruncatedBefore)
+	res := t.tx.SendBatch(ctx, b)
+	_, err1 := res.Exec()
+	_, err2 := res.Exec()
+	tag, err3 := res.Exec()
+	if err := errors.Join(err1, err2, err3, res.Close()); err != nil {
+		return missingParent(err, "Log", "Log chunk")
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("Log")
+	}
+	return nil
 }
 
 func (t *tx) LogChunks(ctx context.Context, id uuid.UUID, after uint64, maxLines int) (_ []*domain.LogChunk, err error) {

@@ -213,12 +213,8 @@ func seedTenant(t *testing.T, s domain.Store, name string) *tenant {
 			return err
 		}
 		st.NextSeq, st.Lines, st.Bytes = 2, 1, 5
-		return errors.Join(
-			tx.AppendLogChunk(ctx, &domain.LogChunk{DeploymentID: tn.deployment.ID, FirstSeq: 1, LastSeq: 1, Step: "build",
-				FirstLine: 1, LastLine: 1, Lines: []string{"hello"}, Bytes: 5, CreatedAt: now}),
-			tx.PutLogStepNext(ctx, tn.deployment.ID, "build", 2),
-			tx.SaveLogState(ctx, st),
-		)
+		return tx.AppendLogChunk(ctx, &domain.LogChunk{DeploymentID: tn.deployment.ID, FirstSeq: 1, LastSeq: 1, Step: "build",
+			FirstLine: 1, LastLine: 1, Lines: []string{"hello"}, Bytes: 5, CreatedAt: now}, st)
 	}))
 	digest := sha256.Sum256([]byte("bundle of " + name))
 	tn.artifact = &domain.Artifact{ID: newID(), ProjectID: tn.project.ID, DeploymentID: tn.deployment.ID, Name: "dist.tar.gz",

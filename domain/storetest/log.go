@@ -43,14 +43,8 @@ func (e *deployEnv) appendChunk(t *testing.T, d *domain.Deployment, step string,
 		}
 		c = &domain.LogChunk{DeploymentID: d.ID, FirstSeq: st.NextSeq, LastSeq: st.NextSeq + uint64(len(lines)) - 1, Step: step,
 			FirstLine: next, LastLine: next + uint64(len(lines)) - 1, Lines: lines, Bytes: bytes, CreatedAt: at}
-		if err := tx.AppendLogChunk(ctx, c); err != nil {
-			return err
-		}
-		if err := tx.PutLogStepNext(ctx, d.ID, step, c.LastLine+1); err != nil {
-			return err
-		}
 		st.NextSeq, st.Lines, st.Bytes = c.LastSeq+1, st.Lines+int64(len(lines)), st.Bytes+bytes
-		return tx.SaveLogState(ctx, st)
+		return tx.AppendLogChunk(ctx, c, st)
 	})
 	return c
 }
@@ -199,11 +193,9 @@ func testLogRollback(t *testing.T, s domain.Store) {
 	err := s.InTx(ctx, e.token.ID, func(tx domain.Tx) error {
 		st, err := tx.LockLogState(ctx, d.ID)
 		require.NoError(t, err)
-		require.NoError(t, tx.AppendLogChunk(ctx, &domain.LogChunk{DeploymentID: d.ID, FirstSeq: 3, LastSeq: 3, Step: "build",
-			FirstLine: 3, LastLine: 3, Lines: []string{"lost"}, Bytes: 4, CreatedAt: now}))
-		require.NoError(t, tx.PutLogStepNext(ctx, d.ID, "build", 4))
 		st.NextSeq = 4
-		require.NoError(t, tx.SaveLogState(ctx, st))
+		require.NoError(t, tx.AppendLogChunk(ctx, &domain.LogChunk{DeploymentID: d.ID, FirstSeq: 3, LastSeq: 3, Step: "build",
+			FirstLine: 3, LastLine: 3, Lines: []string{"lost"}, Bytes: 4, CreatedAt: now}, st))
 		return fmt.Errorf("changed my mind")
 	})
 	require.Error(t, err)
