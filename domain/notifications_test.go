@@ -280,3 +280,59 @@ func TestDeploymentNotifications(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentDigests: deployments of one project failing at the same
+// moment grow the same members' digests at once; neither waits for the
+// other in a circle, and every failure is counted.
+func TestConcurrentDigests(t *testing.T) {
+	eachStore(t, func(t *testing.T, f *fixture) {
+		owner, _ := f.signUp(t, "owner")
+		ws, err := f.svc.CreateWorkspace(ctx, owner.UserID, "Acme")
+		require.NoError(t, err)
+		name := "Site"
+		p, err := f.svc.CreateProject(ctx, owner.UserID, ws.ID, domain.ProjectInput{Name: &name})
+		require.NoError(t, err)
+		// Members straight into the store: signing up is slow.
+		const members = 300
+		users := make([]uuid.UUID, members)
+		require.NoError(t, f.store.InTx(ctx, owner.UserID, func(tx domain.Tx) error {
+			for i := range users {
+				u := &domain.User{ID: uuid.Must(uuid.NewV7()), Email: uuid.NewString() + "@example.com", PasswordHash: "x",
+					DisplayName: "m", Preferences: []byte(`{}`), CreatedAt: f.clock.Now(), UpdatedAt: f.clock.Now()}
+				if err := tx.CreateUser(ctx, u); err != nil {
+					return err
+				}
+				if err := tx.PutWorkspaceMember(ctx, ws.ID, u.ID, domain.RoleViewer, f.clock.Now()); err != nil {
+					return err
+				}
+				users[i] = u.ID
+			}
+			return nil
+		}))
+		for _, u := range users {
+			require.NoError(t, f.store.InTx(ctx, u, func(tx domain.Tx) error {
+				return tx.PutNotificationPreference(ctx, u, domain.NotifyDeploymentFailed, true, f.clock.Now())
+			}))
+		}
+		f.notifyProject(t, p.ID, domain.NotifyDeploymentFailed, nil) // every member has a digest now
+		const rounds, parallel = 4, 4
+		for range rounds {
+			errs := make(chan error, parallel)
+			for range parallel {
+				go func() {
+					errs <- f.store.InTx(ctx, uuid.Nil, func(tx domain.Tx) error {
+						return f.svc.NotifyProject(ctx, tx, uuid.Nil, p.ID, domain.NotifyDeploymentFailed, nil)
+					})
+				}()
+			}
+			for range parallel {
+				require.NoError(t, <-errs)
+			}
+		}
+		for _, u := range users[:5] {
+			ns := f.inbox(t, u, domain.NotificationListOptions{})
+			require.Len(t, ns, 1)
+			assert.Equal(t, 1+rounds*parallel, ns[0].Count, "every failure counted")
+		}
+	})
+}
