@@ -637,6 +637,9 @@ func TestOtherWorkspaceIsInvisible(t *testing.T) {
 	canvasB := a.createCanvas(bob, projectB, "Beta board")
 	_, versionB := seedCanvas(t, a.svc, bob.ID, canvasB)
 	a.saveVersion(bob, canvasB, "Loaded") // the node now holds canvas B
+	deploymentB, tokenB := seedDeployment(t, a.svc, bob.ID, projectB)
+	secretB, err := a.svc.CreateLogSecret(context.Background(), bob.ID, projectB, "pw", "bob's secret")
+	require.NoError(t, err)
 
 	type snapshot struct {
 		ws             workspaceJSON
@@ -646,6 +649,10 @@ func TestOtherWorkspaceIsInvisible(t *testing.T) {
 		canvases       []canvasJSON
 		versions       []canvasVersionJSON
 		document       []string
+		deployments    []deploymentJSON
+		deployTokens   []deployTokenJSON
+		logSecrets     listBody[logSecretJSON]
+		logSettings    logSettingsJSON
 	}
 	snap := func() snapshot {
 		var s snapshot
@@ -656,6 +663,10 @@ func TestOtherWorkspaceIsInvisible(t *testing.T) {
 		s.canvases = listAll[canvasJSON](a, bob, canvasesPath(projectB))
 		s.versions = listAll[canvasVersionJSON](a, bob, canvasPath(canvasB, "/versions"))
 		s.document = tree(loadStored(t, a.svc, bob.ID, canvasB))
+		s.deployments = listAll[deploymentJSON](a, bob, "/api/v1/projects/"+projectB.String()+"/deployments")
+		s.deployTokens = listAll[deployTokenJSON](a, bob, "/api/v1/projects/"+projectB.String()+"/deploy-tokens")
+		a.do("GET", "/api/v1/projects/"+projectB.String()+"/log-secrets", bob.Access, nil).decode(t, &s.logSecrets)
+		a.do("GET", "/api/v1/projects/"+projectB.String()+"/log-settings", bob.Access, nil).decode(t, &s.logSettings)
 		return s
 	}
 	before := snap()
@@ -690,13 +701,30 @@ func TestOtherWorkspaceIsInvisible(t *testing.T) {
 		{"POST", "/api/v1/canvases/{canvas}/versions", map[string]string{"name": "Stolen"}},
 		{"GET", "/api/v1/canvases/{canvas}/versions/{version}", nil},
 		{"POST", "/api/v1/canvases/{canvas}/versions/{version}/restore", nil},
+		{"GET", "/api/v1/projects/{project}/deployments", nil},
+		{"POST", "/api/v1/projects/{project}/deployments", map[string]string{"environment": "planted"}},
+		{"GET", "/api/v1/deployments/{deployment}", nil},
+		{"POST", "/api/v1/deployments/{deployment}/cancel", nil},
+		{"GET", "/api/v1/deployments/{deployment}/logs", nil},
+		{"GET", "/api/v1/deployments/{deployment}/logs/download", nil},
+		{"GET", "/api/v1/deployments/{deployment}/logs/search?q=x", nil},
+		{"GET", "/api/v1/projects/{project}/deploy-tokens", nil},
+		{"POST", "/api/v1/projects/{project}/deploy-tokens", map[string]string{"name": "stolen"}},
+		{"DELETE", "/api/v1/projects/{project}/deploy-tokens/{token}", nil},
+		{"GET", "/api/v1/projects/{project}/log-settings", nil},
+		{"PATCH", "/api/v1/projects/{project}/log-settings", map[string]int{"retention_days": 1}},
+		{"GET", "/api/v1/projects/{project}/log-secrets", nil},
+		{"POST", "/api/v1/projects/{project}/log-secrets", map[string]string{"name": "mine", "value": "planted value"}},
+		{"DELETE", "/api/v1/projects/{project}/log-secrets/{secret}", nil},
 	} {
 		t.Run(test.method+" "+test.path, func(t *testing.T) {
 			a := a.sub(t)
 			real := strings.NewReplacer("{ws}", wsB.String(), "{project}", projectB.String(), "{user}", carol.ID.String(),
-				"{canvas}", canvasB.String(), "{version}", versionB.String()).Replace(test.path)
+				"{canvas}", canvasB.String(), "{version}", versionB.String(),
+				"{deployment}", deploymentB.String(), "{token}", tokenB.String(), "{secret}", secretB.ID.String()).Replace(test.path)
 			fake := strings.NewReplacer("{ws}", uuid.NewString(), "{project}", uuid.NewString(), "{user}", uuid.NewString(),
-				"{canvas}", uuid.NewString(), "{version}", uuid.NewString()).Replace(test.path)
+				"{canvas}", uuid.NewString(), "{version}", uuid.NewString(),
+				"{deployment}", uuid.NewString(), "{token}", uuid.NewString(), "{secret}", uuid.NewString()).Replace(test.path)
 			got := a.do(test.method, real, alice.Access, test.body)
 			require.Equal(t, http.StatusNotFound, got.Status, "%s %s as a stranger: %s", test.method, real, got)
 			assert.Equal(t, domain.ENotFound, got.errCode())

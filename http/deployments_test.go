@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -137,4 +138,33 @@ func TestRunnerLogs(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, a.do("GET", "/api/v1/deployments/"+d.ID.String()+"/logs/search?q=(&regex=true", viewer.Access, nil).Status)
 	assert.Equal(t, http.StatusNotFound, a.do("GET", "/api/v1/deployments/"+d.ID.String()+"/logs", a.signUp("stranger").Access, nil).Status)
 	assert.Equal(t, http.StatusForbidden, a.do("GET", base+"/log-secrets", viewer.Access, nil).Status)
+}
+
+// TestRunnerRateLimit checks the decision documented in docs/operations.md:
+// runner routes skip the per-address limit and have their own, per deploy
+// token.
+func TestRunnerRateLimit(t *testing.T) {
+	a := newTestAPI(t, Config{}, testDomainConfig())
+	owner := a.signUp("owner")
+	ws := a.createWorkspace(owner, "Acme")
+	project := a.createProject(owner, ws, "Site")
+	var tok1, tok2 deployTokenJSON
+	a.do("POST", "/api/v1/projects/"+project.String()+"/deploy-tokens", owner.Access, map[string]string{"name": "one"}).decode(t, &tok1)
+	a.do("POST", "/api/v1/projects/"+project.String()+"/deploy-tokens", owner.Access, map[string]string{"name": "two"}).decode(t, &tok2)
+
+	// The same service behind limits small enough to meet.
+	b := startTestAPI(t, a.svc, Config{RequestsPerIP: Rate{N: 3, Window: time.Minute}, RequestsPerRunner: Rate{N: 5, Window: time.Minute}})
+	for range 5 {
+		require.Equal(t, http.StatusCreated, b.do("POST", "/api/v1/runner/deployments", tok1.Token, map[string]string{"environment": "x"}).Status,
+			"runner requests are not counted per address")
+	}
+	resp := b.do("POST", "/api/v1/runner/deployments", tok1.Token, map[string]string{"environment": "x"})
+	require.Equal(t, http.StatusTooManyRequests, resp.Status, "but per deploy token")
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	assert.Equal(t, http.StatusCreated, b.do("POST", "/api/v1/runner/deployments", tok2.Token, map[string]string{"environment": "x"}).Status,
+		"another token has its own budget")
+	for range 3 {
+		require.Equal(t, http.StatusOK, b.do("GET", "/api/v1/me", owner.Access, nil).Status)
+	}
+	assert.Equal(t, http.StatusTooManyRequests, b.do("GET", "/api/v1/me", owner.Access, nil).Status, "people's requests are counted per address")
 }
