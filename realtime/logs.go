@@ -139,8 +139,7 @@ type logTail struct {
 	// pending holds batches that arrived past a hole, by first seq.
 	pending map[uint64][]domain.LogLine
 	filling bool
-	reader  uuid.UUID // a subscriber, whose right to read fills holes
-	end     *logEnd   // the end of the log, once known
+	end     *logEnd // the end of the log, once known
 }
 
 // EnableLogs serves "logs:<deployment id>" channels: live tails backed by
@@ -280,9 +279,18 @@ func (m *logTails) advance(t *logTail) {
 		m.deliver(t, next)
 	}
 	holes := len(t.pending) > 0 || t.end != nil && t.end.LastSeq > t.top
-	if holes && !t.filling && t.reader != uuid.Nil {
-		t.filling = true
-		go m.fill(t, t.reader)
+	if holes && !t.filling {
+		// Holes are read with the rights of a current subscriber.
+		reader := uuid.Nil
+		m.node.hub.each(t.ch, func(s *subscription) {
+			if reader == uuid.Nil && s.live && !s.dead {
+				reader = s.client.user
+			}
+		})
+		if reader != uuid.Nil {
+			t.filling = true
+			go m.fill(t, reader)
+		}
 	}
 	if t.end != nil && t.end.LastSeq <= t.top {
 		f := t.end.frame(t.ch)
@@ -406,9 +414,6 @@ func (m *logTails) subscribe(ctx context.Context, c *Client, s *subscription, f 
 		t.mu.Lock()
 		if !t.known {
 			t.known, t.top = true, top
-		}
-		if t.reader == uuid.Nil {
-			t.reader = c.user
 		}
 		if t.top <= offset {
 			break // holding t.mu: nothing is delivered until s is live
