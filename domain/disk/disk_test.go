@@ -90,3 +90,41 @@ func TestUploadsCrashLeftovers(t *testing.T) {
 	require.NoError(t, r.Close())
 	assert.Equal(t, "abcdefghij", string(b))
 }
+
+// TestUploadsSharedDirectory: two stores on one directory (two processes
+// sharing --data-dir) do not append to one upload at once.
+func TestUploadsSharedDirectory(t *testing.T) {
+	dir := t.TempDir()
+	a, err := disk.NewUploads(dir)
+	require.NoError(t, err)
+	b, err := disk.NewUploads(dir)
+	require.NoError(t, err)
+	ctx := context.Background()
+	u := &domain.Upload{ID: uuid.Must(uuid.NewV7()), Length: 10, ExpiresAt: time.Now().Add(time.Hour)}
+	require.NoError(t, a.CreateUpload(ctx, u))
+
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.AppendUpload(ctx, u.ID, 0, pr, nil, u.ExpiresAt)
+		done <- err
+	}()
+	_, err = pw.Write([]byte("abc")) // a is appending now
+	require.NoError(t, err)
+	_, err = b.AppendUpload(ctx, u.ID, 0, bytes.NewReader([]byte("xyz")), nil, u.ExpiresAt)
+	require.Error(t, err)
+	assert.Equal(t, domain.EConflict, domain.ErrorCode(err))
+	require.NoError(t, pw.Close())
+	require.NoError(t, <-done)
+
+	// b sees a's append and continues after it.
+	got, err := b.AppendUpload(ctx, u.ID, 3, bytes.NewReader([]byte("defghij")), nil, u.ExpiresAt)
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), got.Offset)
+	r, err := b.OpenUpload(ctx, u.ID)
+	require.NoError(t, err)
+	content, err := io.ReadAll(r)
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	assert.Equal(t, "abcdefghij", string(content))
+}

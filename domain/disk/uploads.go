@@ -26,7 +26,9 @@ import (
 // syncs the bytes, then replaces the record (write, sync, rename), so the
 // record's Offset never counts bytes that are not on disk; bytes beyond it,
 // left by a crash, are cut off by the next append. Appends to one upload
-// are serialised within the process. Uploads is safe for concurrent use.
+// are serialised within the process, and across processes sharing the
+// directory by an advisory lock on the content file (flock, on Unix).
+// Uploads is safe for concurrent use.
 type Uploads struct {
 	dir  string
 	mu   sync.Mutex
@@ -155,6 +157,21 @@ func (s *Uploads) AppendUpload(ctx context.Context, id uuid.UUID, offset int64, 
 		return nil, fmt.Errorf("disk: append upload %s: %w", id, err)
 	}
 	defer f.Close()
+	switch locked, err := tryLock(f); {
+	case err != nil:
+		return nil, fmt.Errorf("disk: lock upload %s: %w", id, err)
+	case !locked:
+		return nil, domain.Errorf(domain.EConflict, "Another request is appending to this upload.")
+	}
+	// Read the record again under the file lock: another process may have
+	// appended since.
+	if u, err = s.load(id); err != nil {
+		return nil, err
+	}
+	if offset != u.Offset {
+		return nil, domain.Errorf(domain.EConflict, "Upload-Offset is %d, but the upload has %d bytes.", offset, u.Offset).
+			WithDetail("offset", u.Offset)
+	}
 	// Cut off whatever a crash left beyond the acknowledged offset, and
 	// whatever this call wrote if it fails.
 	rollback := func() { _ = f.Truncate(u.Offset) }
