@@ -307,9 +307,9 @@ func (m *logTails) advance(t *logTail) {
 	}
 }
 
-// deliver sends lines (contiguous, starting at most at top+1) to every
-// live subscription, skipping what each has, and moves top. Runs under
-// t.mu.
+// deliver sends lines (contiguous, starting at top+1 unless read from the
+// store past deleted lines) to every live subscription, skipping what each
+// has, and moves top. Runs under t.mu.
 func (m *logTails) deliver(t *logTail, lines []domain.LogLine) {
 	var whole [][]byte // the frames of all the lines, encoded once
 	m.node.hub.each(t.ch, func(s *subscription) {
@@ -319,10 +319,10 @@ func (m *logTails) deliver(t *logTail, lines []domain.LogLine) {
 		switch {
 		case s.offset >= lines[len(lines)-1].Seq:
 			return
-		case s.offset+1 < lines[0].Seq:
-			m.node.resetSub(s, "log lines missing") // cannot happen: top covers every live offset
-			return
-		case s.offset+1 == lines[0].Seq:
+		case s.offset < lines[0].Seq:
+			// Usually s.offset+1 == lines[0].Seq. A jump comes only from
+			// the store, past lines its cap or retention deleted (a read
+			// from before the cap's cut starts with the marker line).
 			if whole == nil {
 				for _, f := range linesFrames(t.ch, lines, m.cfg.FrameLines) {
 					b, err := EncodeFrame(&f)
