@@ -851,7 +851,9 @@ func TestClusterPresenceOfDeadNode(t *testing.T) {
 	waitUntil(t, ttl+3*time.Second, "the dead node's client to expire", func() bool {
 		return !slices.Contains(list(), doomed.Connected.Client)
 	})
-	assert.LessOrEqual(t, time.Since(killed), ttl+500*time.Millisecond, "expired within the TTL (plus polling)")
+	// Expired within the TTL, plus the polling and a loaded machine's delay
+	// in answering the list.
+	assert.LessOrEqual(t, time.Since(killed), ttl+time.Second, "expired within the TTL")
 	assert.Equal(t, []string{watcher.Connected.Client}, list())
 }
 
