@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
@@ -324,4 +325,33 @@ func TestSDKKeysAPI(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, sdk("POST", "/evaluate", map[string]any{"flag_key": "checkout"}, key.Key).Status,
 		"a revoked key stops working at once on the server that revoked it")
 	assert.Equal(t, http.StatusNotFound, a.do("DELETE", base+"/sdk-keys/"+uuid.NewString(), owner.Access, nil).Status)
+}
+
+// TestSDKKeyGuessingIsLimited: SDK routes skip the per-address limit, but
+// failed authentications count against it; a valid key still works.
+func TestSDKKeyGuessingIsLimited(t *testing.T) {
+	a := newTestAPI(t, Config{RequestsPerIP: Rate{N: 3, Window: time.Hour}}, testDomainConfig())
+	ctx := context.Background()
+	require.NoError(t, a.svc.Register(ctx, domain.Registration{Email: "o@example.com", Password: "a good password"}))
+	tok, err := a.svc.Login(ctx, "o@example.com", "a good password")
+	require.NoError(t, err)
+	ws, err := a.svc.CreateWorkspace(ctx, tok.UserID, "Acme")
+	require.NoError(t, err)
+	name := "Rocket"
+	p, err := a.svc.CreateProject(ctx, tok.UserID, ws.ID, domain.ProjectInput{Name: &name})
+	require.NoError(t, err)
+	_, secret, err := a.svc.CreateSDKKey(ctx, tok.UserID, p.ID, "production", "web")
+	require.NoError(t, err)
+
+	body := map[string]any{"flag_key": "x"}
+	for i := range 5 {
+		resp := a.do("POST", "/api/v1/sdk/evaluate", secret, body)
+		require.Equal(t, http.StatusOK, resp.Status, "valid key, request %d: %s", i, resp)
+	}
+	var statuses []int
+	for range 5 {
+		statuses = append(statuses, a.do("POST", "/api/v1/sdk/evaluate", "tone_sdk_guess", body).Status)
+	}
+	assert.Equal(t, []int{401, 401, 401, 429, 429}, statuses)
+	assert.Equal(t, http.StatusOK, a.do("POST", "/api/v1/sdk/evaluate", secret, body).Status)
 }

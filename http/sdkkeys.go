@@ -74,7 +74,8 @@ func (s *Server) revokeSDKKey(w http.ResponseWriter, r *http.Request) {
 // tone_sdk_...) under /api/v1/sdk, for the key's environment. Like runner
 // routes, they are exempt from the per-address limit (one backend serves
 // many users from one address) and limited per key instead
-// (Config.RequestsPerSDKKey).
+// (Config.RequestsPerSDKKey); requests whose key fails to authenticate
+// count against the per-address limit, so that guessing keys is limited.
 
 type sdkClientKey struct{}
 
@@ -97,6 +98,9 @@ func (s *Server) authenticateSDK(next http.Handler) http.Handler {
 		}
 		c, err := s.svc.AuthenticateSDK(r.Context(), strings.TrimSpace(token))
 		if err != nil {
+			if ip, _ := clientIPKey(r); domain.ErrorCode(err) == domain.EUnauthenticated && s.sdkFailures.RespondOnLimit(w, r, ip) {
+				return
+			}
 			s.writeError(w, r, err)
 			return
 		}

@@ -104,6 +104,11 @@ type Server struct {
 	loginAccount *httprate.RateLimiter
 	handler      http.Handler
 	router       chi.Router
+
+	// sdkFailures counts failed SDK key authentications per client
+	// address: SDK routes skip the per-address limit, but guessing keys
+	// must not.
+	sdkFailures *httprate.RateLimiter
 }
 
 // NewServer returns the API over svc. Zero fields of cfg take their
@@ -135,6 +140,7 @@ func NewServer(svc *domain.Service, cfg Config) *Server {
 	s := &Server{cfg: cfg, svc: svc, log: cfg.Logger, metrics: newMetrics(cfg.Registry)}
 	s.loginIP = s.limiter(cfg.LoginPerIP)
 	s.loginAccount = s.limiter(cfg.LoginPerAccount)
+	s.sdkFailures = s.limiter(cfg.RequestsPerIP)
 	s.routes()
 	return s
 }
