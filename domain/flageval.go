@@ -174,8 +174,9 @@ func (s *Service) evaluateFlags(ctx context.Context, actor, projectID uuid.UUID,
 		keys = set.keys
 	}
 	out := make([]FlagEvaluation, len(keys))
+	ev := flag.NewEvaluator(req.Context, set.segments)
 	for i, key := range keys {
-		out[i] = set.evaluate(key, req.Type, req.Context)
+		out[i] = set.evaluate(key, req.Type, ev)
 	}
 	return set.version, out, nil
 }
@@ -189,7 +190,7 @@ type flagSet struct {
 	segments map[string]*flag.Segment
 }
 
-func (fs *flagSet) evaluate(key string, typ flag.Type, c flag.Context) FlagEvaluation {
+func (fs *flagSet) evaluate(key string, typ flag.Type, ev *flag.Evaluator) FlagEvaluation {
 	f := fs.flags[key]
 	if f == nil {
 		return FlagEvaluation{Key: key, Reason: flag.ReasonError, ErrorCode: flag.ErrFlagNotFound,
@@ -199,7 +200,7 @@ func (fs *flagSet) evaluate(key string, typ flag.Type, c flag.Context) FlagEvalu
 		return FlagEvaluation{Key: key, Reason: flag.ReasonError, ErrorCode: flag.ErrTypeMismatch, FlagVersion: f.Version,
 			ErrorMessage: fmt.Sprintf("Flag %q is of type %s, not %s.", key, f.Item.Type, typ)}
 	}
-	r := flag.Evaluate(f.Item, c, fs.segments)
+	r := ev.Evaluate(f.Item)
 	return FlagEvaluation{Key: key, Value: r.Value, Variant: r.Variant, Reason: r.Reason, FlagVersion: f.Version}
 }
 

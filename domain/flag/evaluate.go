@@ -100,13 +100,39 @@ func pick(vs []Weighted, b uint32) string {
 // serves: its fixed variant (DEFAULT), its rollout (SPLIT), or OffVariant
 // (DEFAULT) for those its rollout leaves out.
 func Evaluate(f *Flag, ctx Context, segments map[string]*Segment) Result {
+	ev := Evaluator{ctx: ctx, segments: segments}
+	return ev.Evaluate(f)
+}
+
+// Evaluator evaluates flags for one context, as [Evaluate] does, and parses
+// each semantic version among the context's attributes once however many
+// flags it evaluates. It is not safe for concurrent use.
+type Evaluator struct {
+	ctx      Context
+	segments map[string]*Segment
+	// versions holds the last few attribute values parsed as semantic
+	// versions (v nil: not a version); contexts rarely have more.
+	versions [4]struct {
+		s string
+		v *semver.Version
+	}
+	nversions int
+}
+
+// NewEvaluator returns an Evaluator for ctx and a project's segments.
+func NewEvaluator(ctx Context, segments map[string]*Segment) *Evaluator {
+	return &Evaluator{ctx: ctx, segments: segments}
+}
+
+// Evaluate evaluates a flag that validated.
+func (ev *Evaluator) Evaluate(f *Flag) Result {
 	if !f.Enabled {
 		return f.result(f.OffVariant, ReasonDisabled, -1)
 	}
-	e := evaluation{f: f, ctx: ctx}
+	e := evaluation{f: f, ctx: ev.ctx}
 	for i := range f.Rules {
 		r := &f.Rules[i]
-		if !matchAll(r.Conditions, ctx, segments) {
+		if !ev.matchAll(r.Conditions, true) {
 			continue
 		}
 		if r.Serve.Rollout == nil {
@@ -123,6 +149,24 @@ func Evaluate(f *Flag, ctx Context, segments map[string]*Segment) Result {
 		return f.result(v, ReasonSplit, -1)
 	}
 	return f.result(f.OffVariant, ReasonDefault, -1)
+}
+
+// version returns s parsed as a semantic version, or nil.
+func (ev *Evaluator) version(s string) *semver.Version {
+	n := min(ev.nversions, len(ev.versions))
+	for i := range n {
+		if ev.versions[i].s == s {
+			return ev.versions[i].v
+		}
+	}
+	v, err := semver.NewVersion(s)
+	if err != nil {
+		v = nil
+	}
+	e := &ev.versions[ev.nversions%len(ev.versions)]
+	e.s, e.v = s, v
+	ev.nversions++
+	return v
 }
 
 func (f *Flag) result(variant string, reason Reason, rule int) Result {
@@ -162,38 +206,40 @@ func (e *evaluation) rollout(r *Rollout) (string, bool) {
 	return pick(r.Variants, Bucket(VariantSeed, e.f.Key, e.f.Salt, e.value)), true
 }
 
-func matchAll(cs []Condition, ctx Context, segments map[string]*Segment) bool {
+// matchAll reports whether every condition holds; segments says whether
+// in_segment conditions may be asked (not inside a segment).
+func (ev *Evaluator) matchAll(cs []Condition, segments bool) bool {
 	for i := range cs {
-		if !cs[i].match(ctx, segments) {
+		if !ev.match(&cs[i], segments) {
 			return false
 		}
 	}
 	return true
 }
 
-// InSegment reports whether ctx satisfies every condition of at least one
-// of s's rules.
-func (s *Segment) InSegment(ctx Context) bool {
+// inSegment reports whether the context satisfies every condition of at
+// least one of s's rules.
+func (ev *Evaluator) inSegment(s *Segment) bool {
 	for i := range s.Rules {
-		if matchAll(s.Rules[i].Conditions, ctx, nil) {
+		if ev.matchAll(s.Rules[i].Conditions, false) {
 			return true
 		}
 	}
 	return false
 }
 
-func (c *Condition) match(ctx Context, segments map[string]*Segment) bool {
+func (ev *Evaluator) match(c *Condition, segments bool) bool {
 	if c.Op == OpInSegment {
 		in := false
 		for _, v := range c.Values {
-			if s := segments[v.(string)]; s != nil && s.InSegment(ctx) {
+			if s := ev.segments[v.(string)]; segments && s != nil && ev.inSegment(s) {
 				in = true
 				break
 			}
 		}
 		return in != c.Negate
 	}
-	attr, ok := ctx[c.Attribute]
+	attr, ok := ev.ctx[c.Attribute]
 	if !ok || attr == nil {
 		return false
 	}
@@ -203,14 +249,14 @@ func (c *Condition) match(ctx Context, segments map[string]*Segment) bool {
 			hit = c.anyValue(func(v any) bool { return containsEqual(arr, v) })
 		} else {
 			for _, el := range arr {
-				if c.matchScalar(el) {
+				if ev.matchScalar(c, el) {
 					hit = true
 					break
 				}
 			}
 		}
 	} else {
-		hit = c.matchScalar(attr)
+		hit = ev.matchScalar(c, attr)
 	}
 	return hit != c.Negate
 }
@@ -234,7 +280,7 @@ func (c *Condition) anyValue(fn func(v any) bool) bool {
 }
 
 // matchScalar tests one attribute value (not an array).
-func (c *Condition) matchScalar(attr any) bool {
+func (ev *Evaluator) matchScalar(c *Condition, attr any) bool {
 	switch opKinds[c.Op] {
 	case kindScalar:
 		// Strings, numbers and booleans compare by type and value.
@@ -269,8 +315,8 @@ func (c *Condition) matchScalar(attr any) bool {
 		if !ok {
 			return false
 		}
-		sv, err := semver.NewVersion(s)
-		if err != nil {
+		sv := ev.version(s)
+		if sv == nil {
 			return false
 		}
 		for _, want := range c.parsed {

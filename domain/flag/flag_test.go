@@ -305,3 +305,33 @@ func BenchmarkEvaluate(b *testing.B) {
 		Evaluate(f, ctx, segments)
 	}
 }
+
+// TestEvaluatorReuse evaluates several flags with one Evaluator, whose
+// version cache holds fewer entries than the context has versions: the
+// answers are those of fresh evaluations.
+func TestEvaluatorReuse(t *testing.T) {
+	ctx := Context{"v": []any{"1.0.0", "2.0.0", "3.0.0", "4.0.0", "5.0.0", "6.0.0"}, "w": "banana", "x": "v2"}
+	var flags []*Flag
+	for i, c := range []Condition{
+		{Attribute: "v", Op: OpSemverGE, Values: []any{"5.5.0"}},
+		{Attribute: "v", Op: OpSemverLT, Values: []any{"1.0.0"}},
+		{Attribute: "w", Op: OpSemverGE, Values: []any{"0.0.1"}},
+		{Attribute: "x", Op: OpSemverEQ, Values: []any{"2"}},
+		{Attribute: "v", Op: OpSemverEQ, Values: []any{"1"}},
+	} {
+		f := boolFlag(Serve{Variant: "off"}, Rule{Conditions: []Condition{c}, Serve: Serve{Variant: "on"}})
+		f.Key = fmt.Sprintf("f%d", i)
+		require.NoError(t, f.Validate())
+		flags = append(flags, f)
+	}
+	ev := NewEvaluator(ctx, nil)
+	var got, want []string
+	for range 3 {
+		for _, f := range flags {
+			got = append(got, ev.Evaluate(f).Variant)
+			want = append(want, Evaluate(f, ctx, nil).Variant)
+		}
+	}
+	assert.Equal(t, want, got)
+	assert.Equal(t, []string{"on", "off", "off", "on", "on"}, want[:5])
+}
