@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -58,6 +60,10 @@ type RedisBroker struct {
 
 	mu      sync.Mutex
 	handler BrokerHandler
+
+	repaired prometheus.Counter // publications delivered from a stream after a gap
+	losses   prometheus.Counter // times a channel's missed publications were gone
+	shardsUp prometheus.Gauge   // pub/sub connections serving
 }
 
 var (
@@ -87,6 +93,10 @@ type RedisConfig struct {
 	// at once (default 4); each carries up to 128 publications.
 	PublishWorkers int
 	Logger         *slog.Logger
+	// Registerer, if set, registers the broker's metrics:
+	// tone_redis_broker_repaired_total, tone_redis_broker_losses_total and
+	// tone_redis_broker_shards_up.
+	Registerer prometheus.Registerer
 }
 
 // LossHandler may be implemented by a BrokerHandler to hear that a broker
@@ -137,6 +147,15 @@ func NewRedisBroker(cfg RedisConfig) *RedisBroker {
 	b := &RedisBroker{
 		cfg: cfg, rdb: redis.NewClient(&opts), log: cfg.Logger,
 		pubq: make(chan *redisPubReq, 4*maxPipeline), stop: make(chan struct{}),
+		repaired: prometheus.NewCounter(prometheus.CounterOpts{Name: "tone_redis_broker_repaired_total",
+			Help: "Publications delivered from a channel's stream after pub/sub skipped offsets (the missing ones and those after them)."}),
+		losses: prometheus.NewCounter(prometheus.CounterOpts{Name: "tone_redis_broker_losses_total",
+			Help: "Times a channel's missed publications were no longer in its stream (subscribers reset)."}),
+		shardsUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tone_redis_broker_shards_up",
+			Help: "Pub/sub connections to Redis that are serving."}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(b.repaired, b.losses, b.shardsUp)
 	}
 	for i := range cfg.Shards {
 		b.shards = append(b.shards, &redisShard{
@@ -630,11 +649,14 @@ func (s *redisShard) run(ctx context.Context, h BrokerHandler) {
 			nextCheck = time.Now().Add(interval)
 		}
 		if err != nil {
-			var ne interface{ Timeout() bool }
-			if errors.As(err, &ne) && ne.Timeout() {
+			var ne net.Error
+			var op *net.OpError
+			if errors.As(err, &ne) && ne.Timeout() && !(errors.As(err, &op) && op.Op == "dial") {
+				s.markUp() // a read timed out on a live connection
 				continue
 			}
 			if s.up.Swap(false) {
+				s.b.shardsUp.Dec()
 				s.b.log.Warn("redis pub/sub connection lost; reconnecting", "shard", s.id, "err", err)
 			}
 			select {
@@ -649,17 +671,23 @@ func (s *redisShard) run(ctx context.Context, h BrokerHandler) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				if !s.up.Swap(true) {
-					s.b.log.Info("redis pub/sub connected", "shard", s.id)
-				}
+				s.markUp()
 				s.subscribed(ctx, h, strings.TrimPrefix(m.Channel, prefix))
 			}
 		case *redis.Message:
 			ch := strings.TrimPrefix(m.Channel, prefix)
-			s.up.Store(true)
+			s.markUp()
 			s.message(ctx, h, ch, m.Payload)
 		case *redis.Pong:
 		}
+	}
+}
+
+// markUp notes that the shard's connection serves.
+func (s *redisShard) markUp() {
+	if !s.up.Swap(true) {
+		s.b.shardsUp.Inc()
+		s.b.log.Info("redis pub/sub connected", "shard", s.id)
 	}
 }
 
@@ -745,6 +773,7 @@ func (s *redisShard) repair(ctx context.Context, h BrokerHandler, ch string, st 
 	switch {
 	case errors.Is(err, ErrHistoryUnavailable):
 		s.b.log.Warn("redis broker: publications lost", "channel", ch, "from", st.pos, "top", top)
+		s.b.losses.Inc()
 		st.pos = top
 		if lh, ok := h.(LossHandler); ok {
 			lh.HandleLoss(ch, top)
@@ -756,6 +785,7 @@ func (s *redisShard) repair(ctx context.Context, h BrokerHandler, ch string, st 
 			st.pos.Offset = p.Offset
 			h.HandlePublication(ch, top.Epoch, p)
 		}
+		s.b.repaired.Add(float64(len(pubs)))
 	}
 }
 

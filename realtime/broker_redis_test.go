@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -148,6 +149,8 @@ func TestRedisBrokerRepairsLostMessages(t *testing.T) {
 	h.settle(t)
 	assert.Len(t, h.pubsOf(ch), 5)
 	assert.Empty(t, h.lossesOf(ch))
+	assert.Equal(t, 4.0, testutil.ToFloat64(b.repaired), "2, 3 and 4 after the gap, then 5")
+	waitFor(t, 5*time.Second, "every shard connected", func() bool { return testutil.ToFloat64(b.shardsUp) == 8 })
 
 	t.Run("history lost", func(t *testing.T) {
 		appendSilently(t, b, ch, "6")
@@ -158,6 +161,7 @@ func TestRedisBrokerRepairsLostMessages(t *testing.T) {
 		require.NoError(t, err)
 		waitFor(t, 5*time.Second, "the loss to be reported", func() bool { return len(h.lossesOf(ch)) > 0 })
 		assert.Equal(t, []Position{pos}, h.lossesOf(ch))
+		assert.Equal(t, 1.0, testutil.ToFloat64(b.losses))
 		// Delivery goes on from there.
 		pos, err = b.Publish(ctx(t), ch, &Publication{Data: []byte("8")})
 		require.NoError(t, err)
@@ -181,6 +185,7 @@ func TestRedisBrokerRedisRestart(t *testing.T) {
 
 	srv.Kill()
 	require.Error(t, b.Ready(ctx(t)), "not ready while Redis is down")
+	waitFor(t, 5*time.Second, "the shards to notice", func() bool { return testutil.ToFloat64(b.shardsUp) == 0 })
 	_, err = b.Publish(ctx(t), ch, &Publication{Data: []byte("lost")})
 	require.Error(t, err, "publishing while Redis is down")
 	_, _, err = b.History(ctx(t), ch, first, 0)

@@ -96,7 +96,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, started
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	broker, ready, closeBroker, err := openBroker(cfg, logger)
+	broker, ready, closeBroker, err := openBroker(cfg, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -218,7 +218,7 @@ type brokerAndPresence interface {
 // openBroker returns the Redis broker when --redis-url is set, else the
 // in-process one, with its readiness check and a function that closes it
 // (to call once the node has stopped).
-func openBroker(cfg serveConfig, logger *slog.Logger) (brokerAndPresence, func(context.Context) error, func(), error) {
+func openBroker(cfg serveConfig, logger *slog.Logger, reg prometheus.Registerer) (brokerAndPresence, func(context.Context) error, func(), error) {
 	if cfg.RedisURL == "" {
 		b := realtime.NewMemoryBroker(cfg.HistorySize, cfg.HistoryTTL)
 		return b, func(context.Context) error { return nil }, func() {}, nil
@@ -229,6 +229,7 @@ func openBroker(cfg serveConfig, logger *slog.Logger) (brokerAndPresence, func(c
 	}
 	b := realtime.NewRedisBroker(realtime.RedisConfig{
 		Options: opts, Prefix: cfg.RedisPrefix, HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: logger,
+		Registerer: reg,
 	})
 	redis.SetLogger(redisLogger{logger})
 	logger.Info("realtime broker: redis", "addr", opts.Addr, "db", opts.DB, "prefix", cfg.RedisPrefix)
