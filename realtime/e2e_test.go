@@ -2,11 +2,14 @@ package realtime_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -476,17 +479,31 @@ func TestReplayRace(t *testing.T) {
 // TestSlowClient: a client that stops reading is cut off with the slow
 // consumer code, while the others keep receiving promptly.
 func TestSlowClient(t *testing.T) {
-	e := newEnv(t, func(c *realtime.Config, _ *domain.Config, _ *realtime.MemoryBroker) { c.OutboundQueueBytes = 64 << 10 })
+	e := newEnv(t, func(c *realtime.Config, _ *domain.Config, _ *realtime.MemoryBroker) {
+		c.OutboundQueueBytes = 64 << 10
+		// The slow client never reads, so it never answers pings either:
+		// pings must not close it before its queue does, however long a
+		// loaded machine takes over the publications.
+		c.PingInterval = time.Minute
+	})
 	uid, tok := e.user("slow")
 	ch := "notifications:" + uid.String()
 
-	// The slow client: connects and subscribes, then never reads again.
-	ws := rawDial(t, e, realtime.Subprotocol)
+	// The slow client: connects and subscribes, then never reads again. Its
+	// socket's receive buffer is small, so the kernel cannot absorb the
+	// publications on its behalf and the server's queue for it fills.
+	ws, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
+		Subprotocols: []string{realtime.Subprotocol},
+		HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: smallReceiveBuffer}},
+	})
+	require.NoError(t, err)
+	ws.SetReadLimit(16 << 20)
+	t.Cleanup(func() { ws.CloseNow() })
 	require.NoError(t, ws.Write(ctx, websocket.MessageBinary, encode(t, &realtime.Frame{Type: realtime.TypeConnect, ID: 1, Token: tok})))
 	require.NoError(t, ws.Write(ctx, websocket.MessageBinary, encode(t, &realtime.Frame{Type: realtime.TypeSubscribe, ID: 2, Channel: ch})))
 
 	fast := e.dial(tok)
-	_, err := fast.Request(ctx, &realtime.Frame{Type: realtime.TypeSubscribe, Channel: ch})
+	_, err = fast.Request(ctx, &realtime.Frame{Type: realtime.TypeSubscribe, Channel: ch})
 	require.NoError(t, err)
 
 	payload := strings.Repeat("x", 8<<10)
@@ -501,6 +518,19 @@ func TestSlowClient(t *testing.T) {
 	assert.Less(t, worst, 2*time.Second, "the fast client is never held up")
 	assert.Equal(t, realtime.CloseSlowConsumer, readClose(t, ws))
 	assert.True(t, realtime.Reconnect(realtime.CloseSlowConsumer))
+}
+
+// smallReceiveBuffer dials TCP with a 4 KB receive buffer, set before the
+// connection opens so that the window the peer sees stays small.
+func smallReceiveBuffer(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4<<10)
+		})
+		return errors.Join(err, serr)
+	}}
+	return d.DialContext(ctx, network, addr)
 }
 
 func TestPresence(t *testing.T) {
