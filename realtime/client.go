@@ -362,9 +362,12 @@ func (c *Client) writeLoop() {
 		c.qmu.Unlock()
 
 		buf = appendBatch(buf[:0], batch)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := c.conn.Write(ctx, websocket.MessageBinary, buf)
-		cancel()
+		// No deadline per write: it would cost a timer and a context per
+		// message, and a write stuck on a client that stopped reading ends
+		// anyway when that client is closed, for going silent past the
+		// ping interval or for the replies and deliveries piling up over
+		// its queue budget behind the stuck write.
+		err := c.conn.Write(context.Background(), websocket.MessageBinary, buf)
 		if err != nil {
 			c.qmu.Lock()
 			c.writing = false
