@@ -426,10 +426,20 @@ func runBrokerSuite(t *testing.T, newBroker func(t *testing.T) (Broker, Presence
 	run("HistoryTTL/PublishingKeepsStreamAlive", func(t *testing.T, e *suiteEnv) {
 		ch := e.ch("a")
 		first := e.publish(t, ch, &Publication{Data: payload(1)})
-		deadline := time.Now().Add(suiteHistoryTTL * 5 / 2)
+		last := time.Now()
+		deadline := last.Add(suiteHistoryTTL * 5 / 2)
 		for i := 2; time.Now().Before(deadline); i++ {
 			time.Sleep(suiteHistoryTTL / 5)
+			gap := time.Since(last)
 			pos := e.publish(t, ch, &Publication{Data: payload(i)})
+			last = time.Now()
+			if gap > suiteHistoryTTL*3/4 {
+				// A loaded machine slept past the TTL: the stream may
+				// rightly be gone, so this round proves nothing.
+				t.Logf("publication %d came %s after the last; starting over", i, gap)
+				first, i = pos, int(pos.Offset)
+				continue
+			}
 			require.Equal(t, Position{Offset: uint64(i), Epoch: first.Epoch}, pos, "a stream published to within its TTL lives on")
 		}
 	})
@@ -438,12 +448,19 @@ func runBrokerSuite(t *testing.T, newBroker func(t *testing.T) (Broker, Presence
 		idle, busy := e.ch("idle"), e.ch("busy")
 		oldIdle := e.publish(t, idle, &Publication{Data: payload(1)})
 		oldBusy := e.publish(t, busy, &Publication{Data: payload(1)})
+		last, gap := time.Now(), time.Duration(0)
 		waitFor(t, suiteHistoryTTL+3*time.Second, "the idle stream to expire", func() bool {
+			gap = max(gap, time.Since(last))
 			_, err := e.b.Publish(t.Context(), busy, &Publication{Data: payload(2)})
 			require.NoError(t, err)
+			last = time.Now()
 			_, _, err = e.b.History(t.Context(), idle, oldIdle, 0)
 			return errors.Is(err, ErrHistoryUnavailable)
 		})
+		if gap > suiteHistoryTTL*3/4 {
+			t.Logf("the busy channel went %s without a publication (loaded machine): its epoch is not checked", gap)
+			return
+		}
 		assert.Equal(t, oldBusy.Epoch, e.top(t, busy).Epoch, "a busy channel keeps its epoch")
 	})
 
@@ -527,13 +544,19 @@ func runBrokerSuite(t *testing.T, newBroker func(t *testing.T) (Broker, Presence
 			require.NoError(t, e.p.SetPresence(t.Context(), ch, PresenceInfo{Client: "c1", User: "u", State: state(st)}, ttl))
 		}
 		set("0")
-		deadline := time.Now().Add(3 * ttl)
+		last := time.Now()
+		deadline := last.Add(3 * ttl)
 		for i := 1; time.Now().Before(deadline); i++ {
 			time.Sleep(ttl / 4)
 			list, err := e.p.Presence(t.Context(), ch)
 			require.NoError(t, err)
-			require.Equal(t, []string{"c1"}, presenceClients(list), "a refreshed presence stays")
+			// On a loaded machine the sleep may outlast the TTL, and then
+			// the presence rightly expired: only a timely check counts.
+			if time.Since(last) < ttl*3/4 {
+				require.Equal(t, []string{"c1"}, presenceClients(list), "a refreshed presence stays")
+			}
 			set(strconv.Itoa(i))
+			last = time.Now()
 		}
 		waitFor(t, ttl+3*time.Second, "the presence to expire once no longer refreshed", func() bool {
 			list, err := e.p.Presence(t.Context(), ch)
