@@ -22,7 +22,7 @@ type Config struct {
 	Logger       *slog.Logger     // default slog.Default()
 
 	// The outbox relay (RunOutbox).
-	OutboxBatch    int           // events claimed per round; default 100
+	OutboxBatch    int           // events claimed per round; default 500
 	OutboxPoll     time.Duration // how often it looks for events nobody woke it for; default 1 s
 	OutboxRetry    time.Duration // first delay after a failed publish; default 100 ms
 	OutboxRetryMax time.Duration // the delay doubles up to this; default 30 s
@@ -93,7 +93,7 @@ func NewService(store Store, cfg Config) (*Service, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.OutboxBatch <= 0 {
-		cfg.OutboxBatch = 100
+		cfg.OutboxBatch = 500
 	}
 	if cfg.OutboxPoll <= 0 {
 		cfg.OutboxPoll = time.Second
