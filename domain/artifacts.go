@@ -407,14 +407,7 @@ func (s *Service) CollectBlobs(ctx context.Context) (deleted int, bytes int64, e
 // RunBlobGC collects unreferenced blobs (CollectBlobs) and expired uploads
 // (ExpireUploads) every interval until ctx is done, logging what it did.
 func (s *Service) RunBlobGC(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, func() {
 		n, size, err := s.CollectBlobs(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -429,5 +422,5 @@ func (s *Service) RunBlobGC(ctx context.Context, interval time.Duration) {
 		case expired > 0:
 			s.cfg.Logger.InfoContext(ctx, "abandoned uploads dropped", "uploads", expired)
 		}
-	}
+	})
 }

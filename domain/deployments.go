@@ -750,6 +750,19 @@ func (s *Service) ReapDeployments(ctx context.Context) (int, error) {
 // one per node; nodes reaping at once serialise on the deployment's lock
 // and the second finds nothing to do.
 func (s *Service) RunReaper(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		n, err := s.ReapDeployments(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Logger.WarnContext(ctx, "deployment reaper failed", "err", err)
+		}
+		if n > 0 {
+			s.cfg.Logger.InfoContext(ctx, "deployments failed: runner lost", "count", n)
+		}
+	})
+}
+
+// every calls fn every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -758,12 +771,6 @@ func (s *Service) RunReaper(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		n, err := s.ReapDeployments(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.cfg.Logger.WarnContext(ctx, "deployment reaper failed", "err", err)
-		}
-		if n > 0 {
-			s.cfg.Logger.InfoContext(ctx, "deployments failed: runner lost", "count", n)
-		}
+		fn()
 	}
 }

@@ -517,14 +517,7 @@ func (s *Service) PruneLogs(ctx context.Context) (int, error) {
 
 // RunLogPruner calls PruneLogs every interval until ctx is done.
 func (s *Service) RunLogPruner(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, interval, func() {
 		n, err := s.PruneLogs(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.cfg.Logger.WarnContext(ctx, "log pruner failed", "err", err)
@@ -532,7 +525,7 @@ func (s *Service) RunLogPruner(ctx context.Context, interval time.Duration) {
 		if n > 0 {
 			s.cfg.Logger.InfoContext(ctx, "log chunks pruned", "count", n)
 		}
-	}
+	})
 }
 
 // LogFinal is what the logs channel says when a deployment finishes: its

@@ -245,13 +245,12 @@ func isRunnerPath(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "
 // authenticateRunner requires a valid deploy token.
 func (s *Server) authenticateRunner(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		scheme, token, _ := strings.Cut(h, " ")
-		if h != "" && !strings.EqualFold(scheme, "Bearer") {
-			s.writeError(w, r, domain.Errorf(domain.EUnauthenticated, "Authorization must use the Bearer scheme."))
+		token, err := bearerToken(r)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		rn, err := s.svc.AuthenticateRunner(r.Context(), strings.TrimSpace(token))
+		rn, err := s.svc.AuthenticateRunner(r.Context(), token)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -163,16 +163,26 @@ func principal(r *http.Request) *domain.Principal {
 	return p
 }
 
+// bearerToken returns the token of an Authorization: Bearer header, or ""
+// when there is no header. Another scheme is EUnauthenticated.
+func bearerToken(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	scheme, token, _ := strings.Cut(h, " ")
+	if h != "" && !strings.EqualFold(scheme, "Bearer") {
+		return "", domain.Errorf(domain.EUnauthenticated, "Authorization must use the Bearer scheme.")
+	}
+	return strings.TrimSpace(token), nil
+}
+
 // authenticate requires a valid access token (Authorization: Bearer).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		scheme, token, _ := strings.Cut(h, " ")
-		if h != "" && !strings.EqualFold(scheme, "Bearer") {
-			s.writeError(w, r, domain.Errorf(domain.EUnauthenticated, "Authorization must use the Bearer scheme."))
+		token, err := bearerToken(r)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		p, err := s.svc.Authenticate(strings.TrimSpace(token))
+		p, err := s.svc.Authenticate(token)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

@@ -90,13 +90,12 @@ func isSDKPath(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/ap
 // authenticateSDK requires a valid SDK key.
 func (s *Server) authenticateSDK(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		scheme, token, _ := strings.Cut(h, " ")
-		if h != "" && !strings.EqualFold(scheme, "Bearer") {
-			s.writeError(w, r, domain.Errorf(domain.EUnauthenticated, "Authorization must use the Bearer scheme."))
+		token, err := bearerToken(r)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		c, err := s.svc.AuthenticateSDK(r.Context(), strings.TrimSpace(token))
+		c, err := s.svc.AuthenticateSDK(r.Context(), token)
 		if err != nil {
 			if ip, _ := clientIPKey(r); domain.ErrorCode(err) == domain.EUnauthenticated && s.sdkFailures.RespondOnLimit(w, r, ip) {
 				return
