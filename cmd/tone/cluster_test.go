@@ -423,12 +423,6 @@ func (e *editor) ensureLive(ctx context.Context) error {
 	return e.connect(ctx)
 }
 
-func (e *editor) snapshot() []byte {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.doc.Snapshot()
-}
-
 func (e *editor) close() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -508,15 +502,21 @@ func settleEditors(t *testing.T, c *cluster, editors []*editor, token, canvas st
 		e.mu.Unlock()
 	}
 	var docs [][]byte
-	waitUntil(t, 15*time.Second, "every editor and node to converge", func() bool {
-		docs = docs[:0]
+	var versions []string // who holds what, logged if they never agree
+	waitUntil(t, 30*time.Second, "every editor and node to converge", func() bool {
+		docs, versions = docs[:0], versions[:0]
 		for _, e := range editors {
 			// A subscription reset meanwhile (lost publications) resyncs.
 			require.NoError(t, e.ensureLive(ctx), e.name)
-			docs = append(docs, e.snapshot())
+			e.mu.Lock()
+			docs = append(docs, e.doc.Snapshot())
+			versions = append(versions, fmt.Sprintf("editor %s (live %v, %d pending): %v", e.name, e.live, len(e.pending), e.doc.Version()))
+			e.mu.Unlock()
 		}
 		for _, p := range live {
-			docs = append(docs, loadCanvas(t, p.base, token, canvas).Snapshot())
+			d := loadCanvas(t, p.base, token, canvas)
+			docs = append(docs, d.Snapshot())
+			versions = append(versions, fmt.Sprintf("node %s: %v", p.name, d.Version()))
 		}
 		for _, d := range docs[1:] {
 			if string(d) != string(docs[0]) {
@@ -524,7 +524,7 @@ func settleEditors(t *testing.T, c *cluster, editors []*editor, token, canvas st
 			}
 		}
 		return true
-	})
+	}, func() { t.Logf("versions at the deadline:\n%s", strings.Join(versions, "\n")) })
 	doc, err := crdt.Load(1<<40+9, crdt.DefaultSchema(), docs[0])
 	require.NoError(t, err)
 	texts := stickyTexts(t, doc)
@@ -542,11 +542,15 @@ func settleEditors(t *testing.T, c *cluster, editors []*editor, token, canvas st
 }
 
 // waitUntil polls cond until it holds, or fails the test after timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// Each explain runs before the failure is reported.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool, explain ...func()) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for _, f := range explain {
+				f()
+			}
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(50 * time.Millisecond)
