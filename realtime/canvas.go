@@ -404,7 +404,8 @@ func (s *canvasSession) write(ctx context.Context, c *Client, replica uint64, f 
 
 // submit validates an update of one replica made for user, applies it,
 // and returns once it is durable (it is broadcast right after). A resend of
-// what the document has already is accepted and changes nothing.
+// what the document has already is accepted, changes nothing, and is
+// written and broadcast again.
 func (s *canvasSession) submit(ctx context.Context, user uuid.UUID, client string, replica uint64, update []byte) error {
 	start := time.Now()
 	u, err := crdt.DecodeUpdate(update)
@@ -446,27 +447,29 @@ func (s *canvasSession) submit(ctx context.Context, user uuid.UUID, client strin
 		s.mgr.node.log.Error("canvas holds too many pending operations", "canvas_id", s.id, "pending", s.doc.Pending())
 		return domain.Errorf(domain.EUnavailable, "The canvas holds too many operations waiting for others; try again later.")
 	}
+	// A resend of what the document has already changes nothing in it, but
+	// is written and broadcast once more: the first attempt may have
+	// reached the op log without its broadcast (a commit whose answer was
+	// lost), or still be on its way there. Both are idempotent.
 	have := s.doc.Version()[crdt.ReplicaID(replica)]
-	if last <= have {
-		s.mu.Unlock()
-		return nil // a resend of what is applied already
+	if resend := last <= have; !resend {
+		if first != have+1 {
+			s.mu.Unlock()
+			return domain.Errorf(domain.EConflict, "Out of order: the canvas has your operations up to %d; send from %d.", have, have+1).
+				WithDetail("expected_seq", have+1)
+		}
+		texts := s.beforeApply(u)
+		if err := s.doc.ApplyUpdate(u); err != nil {
+			s.mu.Unlock()
+			return domain.Errorf(domain.EInvalid, "Update rejected: %v", err)
+		}
+		s.afterApply(texts, user)
+		s.noteEditor(user)
+		s.owners[replica] = user
+		s.sinceSnapshot++
+		s.lastWriter = user
+		s.mgr.node.metrics.opApply.Observe(time.Since(start).Seconds())
 	}
-	if first != have+1 {
-		s.mu.Unlock()
-		return domain.Errorf(domain.EConflict, "Out of order: the canvas has your operations up to %d; send from %d.", have, have+1).
-			WithDetail("expected_seq", have+1)
-	}
-	texts := s.beforeApply(u)
-	if err := s.doc.ApplyUpdate(u); err != nil {
-		s.mu.Unlock()
-		return domain.Errorf(domain.EInvalid, "Update rejected: %v", err)
-	}
-	s.afterApply(texts, user)
-	s.noteEditor(user)
-	s.owners[replica] = user
-	s.sinceSnapshot++
-	s.lastWriter = user
-	s.mgr.node.metrics.opApply.Observe(time.Since(start).Seconds())
 	req := &persistReq{
 		upd: &domain.CanvasUpdate{CanvasID: s.id, Replica: replica, First: first, Last: last,
 			Data: update, ActorID: user, At: time.Now().UTC()},
