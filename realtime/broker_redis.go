@@ -580,11 +580,28 @@ func (s *redisShard) subscribe(ctx context.Context, ch string) error {
 	wait := make(chan struct{})
 	s.mu.Lock()
 	already := s.subs[ch]
+	// Another call subscribed ch and still waits for Redis to confirm it:
+	// this one waits too, so that no caller goes on (say, to read a
+	// canvas from the store) while publications of ch can still pass by.
+	confirming := already && len(s.waiters[ch]) > 0
 	s.subs[ch] = true
-	if !already {
+	if !already || confirming {
 		s.waiters[ch] = append(s.waiters[ch], wait)
 	}
 	s.mu.Unlock()
+	if confirming {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		select {
+		case <-wait:
+			return nil
+		case <-tctx.Done():
+			s.mu.Lock()
+			s.waiters[ch] = slices.DeleteFunc(s.waiters[ch], func(w chan struct{}) bool { return w == wait })
+			s.mu.Unlock()
+			return fmt.Errorf("redis subscribe: %w", tctx.Err())
+		}
+	}
 	if already {
 		return nil
 	}

@@ -68,9 +68,8 @@ func (h *hub) shard(ch string) *hubShard {
 	return &h.shards[maphash.String(h.seed, ch)%hubShards]
 }
 
-// add registers s and reports whether it is the channel's first local
-// subscription.
-func (h *hub) add(s *subscription) (first bool) {
+// add registers s.
+func (h *hub) add(s *subscription) {
 	sh := h.shard(s.ch)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -78,10 +77,8 @@ func (h *hub) add(s *subscription) (first bool) {
 	if m == nil {
 		m = map[*Client]*subscription{}
 		sh.subs[s.ch] = m
-		first = true
 	}
 	m[s.client] = s
-	return first
 }
 
 // remove drops c's subscription to ch and reports whether it was there and

@@ -103,11 +103,14 @@ func (c *Client) register(ctx context.Context, s *subscription) error {
 	} else if old.canvasSession != nil {
 		c.node.canvas.release(old.canvasSession)
 	}
-	if c.node.hub.add(s) {
-		if err := c.node.broker.Subscribe(ctx, s.ch); err != nil {
-			c.dropSub(ctx, s.ch)
-			return domain.Errorf(domain.EUnavailable, "Could not subscribe: the broker is unavailable.")
-		}
+	// Every subscriber, not only the node's first of the channel, waits
+	// until the broker delivers the channel: what the subscribe reads
+	// next (history, a canvas from the store) must not miss a publication
+	// that the broker was not yet delivering.
+	c.node.hub.add(s)
+	if err := c.node.broker.Subscribe(ctx, s.ch); err != nil {
+		c.dropSub(ctx, s.ch)
+		return domain.Errorf(domain.EUnavailable, "Could not subscribe: the broker is unavailable.")
 	}
 	return nil
 }

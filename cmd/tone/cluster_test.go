@@ -143,7 +143,7 @@ func (c *cluster) start(n int) {
 				<-p.done
 			}
 			if c.t.Failed() {
-				c.t.Logf("logs of %s:\n%s", p.name, tail(p.logs.String(), 8000))
+				c.t.Logf("logs of %s (requests left out):\n%s", p.name, tail(withoutRequests(p.logs.String()), 8000))
 			}
 		})
 	}
@@ -1126,4 +1126,16 @@ func TestClusterLogTailKillNode(t *testing.T) {
 	c.start(3)
 	ds := runDeployment(t, c, c.nodes[0].base, []func() []string{c.bases(2)}, c.nodes[2].kill)
 	assert.Greater(t, ds[0].resubs, 1, "the dashboard moved to another node")
+}
+
+// withoutRequests drops the access log lines from a node's log, so that
+// what went wrong fits in a failed test's output.
+func withoutRequests(log string) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, `"msg":"request"`) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
