@@ -86,9 +86,9 @@ func (c *Client) subscribe(ctx context.Context, f *Frame) error {
 	return nil
 }
 
-// register adds s to the client and the hub, subscribing the node to the
-// channel if it is the first local subscriber. A second subscription to a
-// channel replaces the first (that is how a client recovers after a reset).
+// register adds s to the client and the hub, and returns once the broker
+// delivers the channel to this node. A second subscription to a channel
+// replaces the first (that is how a client recovers after a reset).
 func (c *Client) register(ctx context.Context, s *subscription) error {
 	c.mu.Lock()
 	old, again := c.subs[s.ch]
